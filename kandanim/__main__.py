@@ -1,0 +1,3 @@
+from kandanim.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""The project's own error types. Only `cli.py` turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class KandanimError(Exception):
+    """A failure the user can act on: printed without a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UserError(KandanimError):
+    """Invalid input or usage (screenplay, preset, options, files): exit code 2."""
+
+    exit_code = 2
+
+
+class RuntimeFailure(KandanimError):
+    """The environment failed us (weights missing, out of memory, encoder, disk): exit 1."""
+
+    exit_code = 1
+
+
+class WeightsMissing(RuntimeFailure):
+    """Model weights are neither cached locally nor reachable."""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a file, compiler-style."""
+
+    file: Path | str
+    line: int  # 1-based
+    col: int  # 1-based
+    path: str  # dotted field path, e.g. "scenes.1.effect"; "" for the document itself
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.col}: {where}{self.message}"
+
+
+class ScreenplayError(UserError):
+    """Every problem found in one or more screenplay/preset files, reported at once."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))

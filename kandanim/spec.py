@@ -1,0 +1,213 @@
+"""The screenplay and preset file formats as frozen pydantic models.
+
+This module is the single home of every default value a user can set. It validates
+shape and ranges only; file positions, did-you-mean suggestions and effect lookup live
+in `screenplay.py`, which turns pydantic errors into `file:line:col` messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Easing = Literal["linear", "in", "out", "in-out"]
+DepthBackend = Literal["midas", "depth-anything", "heuristic", "flat"]
+EngineName = Literal["kandinsky", "preview"]
+TransitionType = Literal["dissolve", "morph", "cut"]
+
+RESOLUTION_PRESETS: dict[str, tuple[int, int]] = {
+    "landscape": (832, 448),
+    "square": (640, 640),
+    "portrait": (448, 832),
+}
+SIDE_MULTIPLE = 64  # Kandinsky's MoVQ downsamples by 8 and its UNet by 8 more
+SIDE_MIN, SIDE_MAX = 64, 2048
+
+DEFAULT_NEGATIVE_PROMPT = "low quality, bad image, cropped, out of frame"
+DEFAULT_PRIOR = "kandinsky-community/kandinsky-2-2-prior"
+DEFAULT_DECODER = "kandinsky-community/kandinsky-2-2-decoder"
+DEFAULT_INPAINT = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
+DEFAULT_DEPTH_MODELS: dict[str, str] = {
+    "midas": "Intel/dpt-hybrid-midas",
+    "depth-anything": "depth-anything/Depth-Anything-V2-Small-hf",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Keyframe(Strict):
+    """One camera keyframe in the user convention of SPEC §4.
+
+    A field left out holds the value of the previous keyframe (0 on the first one).
+    `ease` shapes the segment that *ends* at this keyframe.
+    """
+
+    t: float = Field(ge=0, description="time in seconds from the start of the scene")
+    x: float | None = Field(None, description="right, scene units")
+    y: float | None = Field(None, description="up, scene units")
+    z: float | None = Field(None, description="forward into the scene, scene units")
+    yaw: float | None = Field(None, description="degrees, positive turns the camera right")
+    pitch: float | None = Field(None, description="degrees, positive tilts the camera up")
+    roll: float | None = Field(None, description="degrees, positive rolls the camera clockwise")
+    ease: Easing = "linear"
+
+
+class ScheduleKey(Strict):
+    t: float = Field(ge=0, description="seconds from the start of the scene")
+    value: float
+    ease: Easing = "linear"
+
+
+Strength = Annotated[float, Field(gt=0, le=1)]
+StrengthSchedule = Strength | Annotated[list[ScheduleKey], Field(min_length=1)]
+
+
+class Transition(Strict):
+    type: TransitionType = "dissolve"
+    duration: float = Field(1.0, ge=0, description="seconds, centred on the cut")
+
+
+class Audio(Strict):
+    path: Path
+    volume: float = Field(1.0, ge=0, le=4)
+    fade: float = Field(1.0, ge=0, description="fade-in and fade-out length in seconds")
+
+
+class Models(Strict):
+    prior: str | None = None
+    decoder: str | None = None
+    inpaint: str | None = None
+    depth: str | None = None
+
+
+class SceneSettings(Strict):
+    """Fields a scene may set and `defaults:` may set for every scene.
+
+    `None` means "not set here": the scene inherits from `defaults:`, then from the
+    effect preset, then from the built-in default in `BUILTIN_SETTINGS`.
+    """
+
+    duration: float | None = Field(None, gt=0, le=3600, description="seconds")
+    negative_prompt: str | None = None
+    strength: StrengthSchedule | None = Field(
+        None, description="img2img denoise strength per frame, a number or [{t, value}] keys"
+    )
+    steps: int | None = Field(None, ge=1, le=1000)
+    guidance: float | None = Field(None, ge=0, le=50)
+    cadence: int | None = Field(None, ge=1, le=16)
+    depth: DepthBackend | None = None
+    fov: float | None = Field(None, gt=5, lt=150, description="vertical field of view, degrees")
+    near: float | None = Field(None, gt=0)
+    far: float | None = Field(None, gt=0)
+    colour_coherence: bool | None = None
+    sharpen: float | None = Field(None, ge=0, le=2, description="unsharp-mask amount, 0 = off")
+    transition: Transition | None = None
+
+
+BUILTIN_SETTINGS: dict[str, object] = {
+    "duration": 4.0,
+    "negative_prompt": DEFAULT_NEGATIVE_PROMPT,
+    "strength": 0.15,
+    "steps": 50,
+    "guidance": 4.0,
+    "cadence": 1,
+    "depth": "midas",
+    "fov": 40.0,
+    "near": 1.0,
+    "far": 10.0,
+    "colour_coherence": True,
+    "sharpen": 0.0,
+    "transition": Transition(),
+}
+
+
+class Scene(SceneSettings):
+    prompt: str = Field(min_length=1)
+    effect: str | None = Field(None, description="a preset name, see `kandanim effects`")
+    camera: Annotated[list[Keyframe], Field(min_length=1)] | None = Field(
+        None, description="custom keyframes, added on top of the effect's motion"
+    )
+    init_image: Path | None = None
+    seed: int | None = Field(None, ge=0, lt=2**32)
+
+
+class Screenplay(Strict):
+    version: Literal[1] = 1
+    title: str | None = None
+    output: Path | None = None
+    fps: int = Field(24, ge=1, le=120)
+    resolution: str = "square"
+    seed: int | None = Field(None, ge=0, lt=2**32)
+    engine: EngineName = "kandinsky"
+    models: Models = Models()
+    defaults: SceneSettings = SceneSettings()
+    transition: Transition | None = None
+    audio: Audio | None = None
+    scenes: Annotated[list[Scene], Field(min_length=1)]
+
+    @field_validator("resolution")
+    @classmethod
+    def _known_resolution(cls, value: str) -> str:
+        parse_resolution(value)
+        return value
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
+
+
+class PresetSettings(Strict):
+    """Render defaults an effect brings (a scene or `defaults:` overrides them)."""
+
+    strength: StrengthSchedule | None = None
+    cadence: int | None = Field(None, ge=1, le=16)
+    fov: float | None = Field(None, gt=5, lt=150)
+    near: float | None = Field(None, gt=0)
+    far: float | None = Field(None, gt=0)
+
+
+class Preset(Strict):
+    """A camera effect: keyframes in the same format as a scene's `camera:` block."""
+
+    name: str
+    description: str
+    aliases: list[str] = []
+    span: Literal["seconds", "scene"] = Field(
+        "seconds",
+        description="seconds: keyframe t in seconds, motion continues at the last segment's "
+        "rate after the last key; scene: t in 0..1 is a fraction of the scene's duration",
+    )
+    keyframes: Annotated[list[Keyframe], Field(min_length=1)]
+    settings: PresetSettings = PresetSettings()
+
+
+def parse_resolution(value: str) -> tuple[int, int]:
+    """'landscape' | 'square' | 'portrait' | 'WxH' → (width, height); ValueError otherwise."""
+    text = value.strip().lower()
+    if text in RESOLUTION_PRESETS:
+        return RESOLUTION_PRESETS[text]
+    parts = text.replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        names = ", ".join(RESOLUTION_PRESETS)
+        raise ValueError(f"expected one of {names} or 'WxH' such as '640x384', got {value!r}")
+    width, height = (int(p) for p in parts)
+    if all(_valid_side(s) for s in (width, height)):
+        return width, height
+    nearest = f"{_nearest_side(width)}x{_nearest_side(height)}"
+    raise ValueError(
+        f"sides must be multiples of {SIDE_MULTIPLE} between {SIDE_MIN} and {SIDE_MAX}, "
+        f"got {width}x{height}; the nearest valid size is '{nearest}'"
+    )
+
+
+def _valid_side(side: int) -> bool:
+    return SIDE_MIN <= side <= SIDE_MAX and side % SIDE_MULTIPLE == 0
+
+
+def _nearest_side(side: int) -> int:
+    rounded = int(round(side / SIDE_MULTIPLE)) * SIDE_MULTIPLE
+    return min(max(rounded, SIDE_MIN), SIDE_MAX)
