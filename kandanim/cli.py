@@ -9,14 +9,29 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 from kandanim import __version__
 from kandanim.errors import KandanimError, ScreenplayError
+
+if TYPE_CHECKING:
+    from kandanim.jobs import JobResult
+    from kandanim.jobs import Progress as ProgressLike
 
 app = typer.Typer(
     name="kandanim",
@@ -30,7 +45,7 @@ models_app = typer.Typer(help="Manage model weights.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # diagnostics stay one line
 
 EXIT_INTERRUPTED = 130
 
@@ -59,11 +74,11 @@ def _fail(error: KandanimError) -> None:
     """Print a user-facing error (no traceback) and exit with its code."""
     if isinstance(error, ScreenplayError):
         for diagnostic in error.diagnostics:
-            err.print(f"[bold red]error[/]: {diagnostic}", markup=True, highlight=False)
+            err.print(f"[bold red]error[/]: {escape(str(diagnostic))}", highlight=False)
         count = len(error.diagnostics)
         err.print(f"{count} error{'s' if count != 1 else ''} found.")
     else:
-        err.print(f"[bold red]error[/]: {error.message}")
+        err.print(f"[bold red]error[/]: {escape(error.message)}")
     if error.hint:
         err.print(f"[dim]hint[/]: {error.hint}")
     raise typer.Exit(error.exit_code)
@@ -98,10 +113,12 @@ def validate(
         except ScreenplayError as error:
             failed = True
             for diagnostic in error.diagnostics:
-                err.print(f"[bold red]error[/]: {diagnostic}")
+                err.print(f"[bold red]error[/]: {escape(str(diagnostic))}")
         except KandanimError as error:
             failed = True
-            err.print(f"[bold red]error[/]: {script}: {error.message}")
+            err.print(f"[bold red]error[/]: {escape(error.message)}")
+            if error.hint:
+                err.print(f"[dim]hint[/]: {escape(error.hint)}")
         else:
             err.print(f"[green]ok[/] {script}")
     raise typer.Exit(2 if failed else 0)
@@ -186,7 +203,22 @@ def render(
     Examples: kandanim render scenes/demo.yaml --engine preview -o out/demo.mp4 ;
     kandanim render a.yaml b.yaml --out-dir renders/
     """
-    _not_available("render")
+    from kandanim.jobs import RenderOptions, render_scripts
+
+    options = RenderOptions(
+        engine=engine, device=device, dtype=dtype, offload=offload, seed=seed, resume=resume,
+        keep_frames=keep_frames, force=force, fail_fast=fail_fast, extra_presets=_dirs(presets),
+    )
+    try:
+        results = render_scripts(
+            scripts, options=options, output=output, out_dir=out_dir,
+            progress=_progress(quiet), notify=_notice, on_result=_report_result,
+        )
+    except KandanimError as error:
+        _fail(error)
+    if len(scripts) > 1:
+        err.print(_summary_table(results))
+    raise typer.Exit(_batch_exit_code(results))
 
 
 @app.command()
@@ -205,21 +237,163 @@ def preview(
 
     Example: kandanim preview --effect orbit-right --image photo.jpg -o orbit.mp4
     """
-    _not_available("preview")
+    from kandanim.jobs import RenderOptions, render_preview
+
+    target = output or Path(f"preview-{effect}.mp4")
+    options = RenderOptions(engine="preview", force=True, extra_presets=_dirs(presets))
+    try:
+        written = render_preview(
+            effect=effect, image=image, duration=duration, resolution=resolution, fps=fps,
+            depth=depth, output=target, options=options, progress=_progress(quiet),
+            notify=_notice,
+        )
+    except KandanimError as error:
+        _fail(error)
+    out.print(str(written))
 
 
 @app.command()
 def doctor() -> None:
-    """Check torch, the device, PyAV codecs and which model weights are present."""
-    _not_available("doctor")
+    """Check torch, the device, PyAV codecs and which model weights are present.
+
+    Exits 1 when something the preview engine needs is broken.
+    Example: kandanim doctor
+    """
+    from rich.table import Table
+
+    from kandanim.doctor import run_checks
+
+    checks = run_checks()
+    table = Table("check", "", "detail", "fix")
+    for check in checks:
+        mark = "[green]ok[/]" if check.ok else ("[red]fail[/]" if check.required else "[yellow]no[/]")
+        table.add_row(check.name, mark, check.detail, check.fix)
+    out.print(table)
+    raise typer.Exit(1 if any(c.required and not c.ok for c in checks) else 0)
 
 
 @models_app.command("pull")
 def models_pull(
     all_models: Annotated[bool, typer.Option("--all", help="Also both depth models.")] = False,
 ) -> None:
-    """Download the weights the kandinsky engine needs into the Hugging Face cache."""
-    _not_available("models pull")
+    """Download the weights the kandinsky engine needs into the Hugging Face cache.
+
+    Ids come from KANDANIM_PRIOR/_DECODER/_INPAINT/_DEPTH or the defaults; local folders
+    are left alone. Example: kandanim models pull --all
+    """
+    from rich.table import Table
+
+    from kandanim.models import pull
+
+    try:
+        pulled = pull(all_models, progress=lambda line: err.print(f"pulling {line}"))
+    except KandanimError as error:
+        _fail(error)
+    table = Table("role", "model", "location")
+    for model in pulled:
+        table.add_row(model.role, model.model_id, model.path)
+    out.print(table)
+
+
+def _notice(message: str) -> None:
+    err.print(f"[cyan]note[/]: {message}")
+
+
+def _report_result(result: JobResult) -> None:
+    """Per script: the output path on stdout (shell-friendly), problems on stderr."""
+    if result.status == "ok":
+        out.print(str(result.output))
+        return
+    if result.error is not None:
+        if isinstance(result.error, ScreenplayError):
+            for diagnostic in result.error.diagnostics:
+                err.print(f"[bold red]error[/]: {diagnostic}")
+        else:
+            err.print(f"[bold red]error[/]: {result.script}: {result.error.message}")
+        if result.error.hint:
+            err.print(f"[dim]hint[/]: {result.error.hint}")
+
+
+def _summary_table(results: list[JobResult]) -> Table:
+    table = Table(title="batch summary", title_justify="left")
+    for column in ("script", "status", "frames", "time", "output"):
+        table.add_column(column, justify="right" if column in ("frames", "time") else "left")
+    colours = {"ok": "green", "failed": "red", "interrupted": "yellow"}
+    for r in results:
+        table.add_row(
+            r.script, f"[{colours[r.status]}]{r.status}[/]", str(r.frames), f"{r.seconds:.1f}s",
+            str(r.output or ""),
+        )
+    return table
+
+
+def _batch_exit_code(results: list[JobResult]) -> int:
+    if any(r.status == "interrupted" for r in results):
+        return EXIT_INTERRUPTED
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return 0
+    return max(r.error.exit_code if r.error else 1 for r in failed)
+
+
+class _RichProgress:
+    """Frames, fps and ETA on stderr; plain lines when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self, label: str, total: int, done: int) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]} fps"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total, completed=done, fps="–")
+        self._started, self._first = time.monotonic(), done
+
+    def update(self, done: int) -> None:
+        if self._bar is None or self._task is None:
+            return
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        fps = f"{(done - self._first) / elapsed:.1f}"
+        self._bar.update(self._task, completed=done, fps=fps)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class _PlainProgress:
+    """A line every ~10% for logs and CI (no terminal)."""
+
+    def start(self, label: str, total: int, done: int) -> None:
+        self._label, self._total, self._next = label, max(total, 1), done
+        self._started, self._first = time.monotonic(), done
+
+    def update(self, done: int) -> None:
+        if done >= self._next or done == self._total:
+            elapsed = max(time.monotonic() - self._started, 1e-6)
+            fps = (done - self._first) / elapsed
+            err.print(f"{self._label}: {done}/{self._total} frames, {fps:.1f} fps")
+            self._next = done + max(self._total // 10, 1)
+
+    def stop(self) -> None:
+        pass
+
+
+def _progress(quiet: bool) -> "ProgressLike":
+    from kandanim.jobs import NoProgress
+
+    if quiet:
+        return NoProgress()
+    return _RichProgress() if err.is_terminal else _PlainProgress()
 
 
 def _dirs(folder: Optional[Path]) -> tuple[Path, ...]:

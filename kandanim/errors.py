@@ -45,6 +45,8 @@ class Diagnostic:
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
+        if self.line <= 0:  # data built in code has no position in a file
+            return f"{self.file}: {where}{self.message}"
         return f"{self.file}:{self.line}:{self.col}: {where}{self.message}"
 
 
@@ -54,3 +56,9 @@ class ScreenplayError(UserError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = list(diagnostics)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class Interrupted(KandanimError):
+    """Ctrl-C or SIGTERM during a render: progress is saved, re-running resumes."""
+
+    exit_code = 130

@@ -36,7 +36,12 @@ DEFAULT_DEPTH_MODELS: dict[str, str] = {
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no silent coercion of YAML values ("4" → 4, true → 1.0, 2.5 → int fails).
+    # Paths opt out below, since YAML gives them as text.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+FilePath = Annotated[Path, Field(strict=False)]
 
 
 class Keyframe(Strict):
@@ -63,7 +68,15 @@ class ScheduleKey(Strict):
 
 
 Strength = Annotated[float, Field(gt=0, le=1)]
-StrengthSchedule = Strength | Annotated[list[ScheduleKey], Field(min_length=1)]
+
+
+class StrengthKey(ScheduleKey):
+    """A strength schedule key: its value is a strength, in (0, 1]."""
+
+    value: Strength
+
+
+StrengthSchedule = Strength | Annotated[list[StrengthKey], Field(min_length=1)]
 
 
 class Transition(Strict):
@@ -72,7 +85,7 @@ class Transition(Strict):
 
 
 class Audio(Strict):
-    path: Path
+    path: FilePath
     volume: float = Field(1.0, ge=0, le=4)
     fade: float = Field(1.0, ge=0, description="fade-in and fade-out length in seconds")
 
@@ -108,6 +121,10 @@ class SceneSettings(Strict):
     transition: Transition | None = None
 
 
+# The effect of a scene that sets neither `effect` nor `camera`: a living picture, never a
+# frozen frame (repeated img2img on a static frame burns in).
+DEFAULT_EFFECT = "in-place"
+
 BUILTIN_SETTINGS: dict[str, object] = {
     "duration": 4.0,
     "negative_prompt": DEFAULT_NEGATIVE_PROMPT,
@@ -126,27 +143,38 @@ BUILTIN_SETTINGS: dict[str, object] = {
 
 
 class Scene(SceneSettings):
-    prompt: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, description="what the picture shows")
     effect: str | None = Field(None, description="a preset name, see `kandanim effects`")
     camera: Annotated[list[Keyframe], Field(min_length=1)] | None = Field(
         None, description="custom keyframes, added on top of the effect's motion"
     )
-    init_image: Path | None = None
-    seed: int | None = Field(None, ge=0, lt=2**32)
+    init_image: FilePath | None = Field(
+        None, description="start from this picture instead of text-to-image (relative path)"
+    )
+    seed: int | None = Field(None, ge=0, lt=2**32, description="this scene's seed")
 
 
 class Screenplay(Strict):
-    version: Literal[1] = 1
+    version: Literal[1] = Field(1, description="screenplay format version")
     title: str | None = None
-    output: Path | None = None
-    fps: int = Field(24, ge=1, le=120)
-    resolution: str = "square"
-    seed: int | None = Field(None, ge=0, lt=2**32)
-    engine: EngineName = "kandinsky"
-    models: Models = Models()
-    defaults: SceneSettings = SceneSettings()
-    transition: Transition | None = None
-    audio: Audio | None = None
+    output: FilePath | None = Field(
+        None, description="video file (.mp4, .webm, .gif) or frame folder, relative to the script"
+    )
+    fps: int = Field(24, ge=1, le=120, description="frames per second")
+    resolution: str = Field(
+        "square",
+        description="landscape (832x448), square (640x640), portrait (448x832) or 'WxH' with "
+        f"sides multiples of {SIDE_MULTIPLE}",
+        json_schema_extra={"examples": [*RESOLUTION_PRESETS, "768x512"]},
+    )
+    seed: int | None = Field(None, ge=0, lt=2**32, description="base seed; random if left out")
+    engine: EngineName = Field("kandinsky", description="kandinsky, or preview (no diffusion)")
+    models: Models = Field(Models(), description="hub ids or local folders of the models")
+    defaults: SceneSettings = Field(SceneSettings(), description="settings for every scene")
+    transition: Transition | None = Field(
+        None, description="how scenes join (a scene may override)"
+    )
+    audio: Audio | None = Field(None, description="soundtrack, trimmed and faded to the video")
     scenes: Annotated[list[Scene], Field(min_length=1)]
 
     @field_validator("resolution")
@@ -209,5 +237,5 @@ def _valid_side(side: int) -> bool:
 
 
 def _nearest_side(side: int) -> int:
-    rounded = int(round(side / SIDE_MULTIPLE)) * SIDE_MULTIPLE
+    rounded = round(side / SIDE_MULTIPLE) * SIDE_MULTIPLE
     return min(max(rounded, SIDE_MIN), SIDE_MAX)

@@ -1,0 +1,920 @@
+"""Writing the video (SPEC §8): MP4, WebM, GIF or a PNG frame folder, plus audio and a sidecar.
+
+The output path picks the format (`output_format`). Everything is written under a hidden
+temporary name in the destination folder (`.demo.mp4.part-1a2b3c4d`) and `os.replace`d
+into place by `VideoWriter.close()`, so a finished-looking file is always complete; an
+error, `abort()` or an exception inside `with open_writer(...)` removes the temporary and
+leaves the final path untouched. Frames stream straight into the encoder as they come,
+so memory does not grow with the length of the video.
+
+Formats, chosen for speed on a 2-core CPU (numbers in `benchmarks/bench_encode.py`):
+
+* MP4: H.264 (libx264) yuv420p, CRF 18, preset `veryfast` (same quality per bit as
+  `medium` at CRF 18 here, 2-3× faster), BT.709 tagged, `+faststart`; audio AAC 48 kHz.
+* WebM: VP9 (libvpx) CRF 30 in `realtime` mode, `cpu-used` 6, row multithreading (the
+  `good` deadline is ~3× slower, too slow for a real-time preview); audio Opus 48 kHz.
+* GIF: written frame by frame with Pillow's GIF blocks (FFmpeg's palettegen route is
+  ~200× slower, and Pillow's `save_all` holds every frame in memory): one adaptive
+  256-colour palette per frame (fast octree, no dithering: steadier between frames and
+  smaller), looping forever. GIF delays are whole centiseconds, so the delays alternate
+  (e.g. 4,4,4,5 cs at 24 fps) to keep the average rate exact; above 50 fps most viewers
+  slow GIFs down. No audio.
+* PNG folder: `000000.png`, `000001.png`, … (fast zlib level); no audio.
+
+Metadata (`title`, `comment`, any custom key) is embedded in the container. What survives
+a round trip through FFmpeg/PyAV (checked in `tests/test_encode.py`, read with
+`read_metadata`):
+
+* MP4: iTunes-style keys (`title`, `comment`, `description`, `artist`, `date`, …, see
+  `MP4_STANDARD_KEYS`) always; any other key only with `movflags=use_metadata_tags`,
+  which the writer switches on when a custom key is present. That flag stores *all* keys
+  as QuickTime `mdta` items: FFmpeg, mpv and VLC read them; Apple's players show only
+  `com.apple.quicktime.*` keys from that list.
+* WebM: every key (Matroska tags; FFmpeg stores them upper-case, `read_metadata` gives
+  them back lower-case); `title` goes in the segment info.
+* GIF: the `comment` value (or else `title`) as a GIF comment extension.
+* PNG folder: none in the frames; the sidecar carries everything.
+
+The sidecar `OUT.json` (`out/demo.mp4` → `out/demo.json`, folder `out/frames` →
+`out/frames.json`) holds the caller's dictionary plus a `video` entry describing what was
+written; `check_output` refuses to overwrite a JSON file there that is not one of ours.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import av
+import cv2
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+from PIL import GifImagePlugin, Image
+
+from kandanim import __version__
+from kandanim.errors import KandanimError, RuntimeFailure, UserError
+
+log = logging.getLogger(__name__)
+
+OutputFormat = Literal["mp4", "webm", "gif", "png"]
+PathLike = str | os.PathLike[str]
+
+FILE_FORMATS: dict[str, OutputFormat] = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
+FRAME_NAME = "{index:06d}.png"
+_FRAME_FILE = re.compile(r"^(\d{6})\.png$")
+
+MP4_VIDEO_OPTIONS = {"crf": "18", "preset": "veryfast"}
+WEBM_VIDEO_OPTIONS = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "6", "row-mt": "1"}
+AUDIO_RATE = 48_000  # libopus accepts only 48/24/16/12/8 kHz; AAC is happy with 48 kHz too
+AUDIO_BIT_RATE = {"mp4": 192_000, "webm": 128_000}
+AUDIO_CODEC = {"mp4": ("aac", "fltp"), "webm": ("libopus", "flt")}
+PNG_COMPRESSION = 1  # zlib level: ~3× faster than the default 6 for a few % larger files
+
+# Keys the MP4 muxer keeps without `use_metadata_tags` (measured with av 18.1 / FFmpeg 8.1).
+MP4_STANDARD_KEYS = frozenset(
+    {
+        "title", "comment", "description", "synopsis", "artist", "album", "album_artist",
+        "composer", "date", "genre", "copyright", "grouping", "lyrics", "keywords", "show",
+        "network",
+    }
+)
+
+_SIDECAR_KEY = "video"  # the writer's own entry in the sidecar, also how we recognise ours
+_WRITER_TAG = f"kandanim {__version__}"
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def output_format(path: PathLike) -> OutputFormat:
+    """The format an output path asks for: by extension, or `png` for a folder.
+
+    A folder is a path that ends in `/` or names an existing folder. Pass the user's text
+    (a `str`) where it may end in `/`: `pathlib.Path` drops the trailing slash.
+    """
+    text = os.fspath(path)
+    target = Path(text)
+    if text.endswith(("/", os.sep)) or target.is_dir():
+        return "png"
+    suffix = target.suffix.lower()
+    if suffix in FILE_FORMATS:
+        return FILE_FORMATS[suffix]
+    supported = ", ".join(FILE_FORMATS)
+    what = f"extension {target.suffix!r}" if target.suffix else "no extension"
+    raise UserError(
+        f"cannot write {text!r}: {what}; supported outputs are {supported} files, "
+        "or a folder (a path ending in '/') for PNG frames",
+        hint=f"for example -o {target.with_suffix('.mp4')}",
+    )
+
+
+def sidecar_path(path: PathLike) -> Path:
+    """Where the sidecar of an output goes: `out/demo.mp4` → `out/demo.json`."""
+    return _sidecar_for(Path(path), output_format(path))
+
+
+def _sidecar_for(target: Path, fmt: OutputFormat) -> Path:
+    if fmt == "png":
+        return target.with_name(target.name + ".json")
+    return target.with_suffix(".json")
+
+
+def check_output(path: PathLike, *, force: bool, sidecar: bool = True) -> None:
+    """Check before rendering that `path` can be written, creating its parent folder.
+
+    An existing output of the same kind (a video of the same format, a folder of frames,
+    our own sidecar) is simply replaced when the render finishes: users re-run renders
+    all the time. Anything else in the way is refused unless `force`: a file that is not
+    a video of the format its name says, a folder holding other files than frames, a
+    JSON file in the sidecar's place that we did not write.
+    """
+    fmt = output_format(path)
+    target = Path(path)
+    if fmt == "png":
+        _check_frame_folder(target, force=force)
+    elif target.exists() and not force and not _looks_like(target, fmt):
+        raise UserError(
+            f"{target} exists and is not a {fmt.upper()} video; refusing to overwrite it",
+            hint="choose another output with -o, or pass --force to overwrite it",
+        )
+    if sidecar:
+        _check_sidecar_slot(sidecar_path(path), force=force)
+    _ensure_writable_folder(target.parent)
+
+
+def _check_frame_folder(folder: Path, *, force: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UserError(
+            f"{folder} is a file, not a folder for PNG frames",
+            hint="name a folder (ending in '/') or a .mp4/.webm/.gif file with -o",
+        )
+    if force or not folder.is_dir():
+        return
+    others = sorted(p.name for p in folder.iterdir() if not _FRAME_FILE.match(p.name))
+    if others:
+        listed = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        raise UserError(
+            f"{folder} already holds files other than frames ({listed}); "
+            "refusing to write frames into it",
+            hint="choose an empty or new folder with -o, or pass --force",
+        )
+
+
+def _check_sidecar_slot(sidecar: Path, *, force: bool) -> None:
+    if not force and sidecar.exists() and not _is_our_sidecar(sidecar):
+        raise UserError(
+            f"the sidecar {sidecar} would replace a file that kandanim did not write",
+            hint="move that file, choose another output name with -o, or pass --force",
+        )
+
+
+def _looks_like(path: Path, fmt: OutputFormat) -> bool:
+    """Whether an existing file is (the start of) a video in `fmt`: its magic bytes."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if not head:
+        return True  # an empty file is nothing to protect
+    if fmt == "mp4":
+        return head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+    if fmt == "webm":
+        return head.startswith(b"\x1a\x45\xdf\xa3")
+    return head.startswith((b"GIF87a", b"GIF89a"))
+
+
+def _is_our_sidecar(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    entry = data.get(_SIDECAR_KEY) if isinstance(data, dict) else None
+    return isinstance(entry, dict) and str(entry.get("writer", "")).startswith("kandanim")
+
+
+def _ensure_writable_folder(folder: Path) -> None:
+    """Create `folder` if missing and prove we can create files in it."""
+    where = folder if str(folder) else Path(".")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(
+            f"cannot create the output folder {where}: a file of that name is in the way",
+            hint="choose another output path with -o",
+        ) from None
+    except OSError as error:
+        raise _folder_error(where, error) from None
+    try:
+        probe = _reserve_name(where, ".kandanim-write-test", directory=False)
+    except OSError as error:
+        raise _folder_error(where, error) from None
+    probe.unlink(missing_ok=True)
+
+
+def _folder_error(folder: Path, error: OSError) -> KandanimError:
+    reason = error.strerror or str(error)
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+        return UserError(
+            f"cannot write to the output folder {folder}: {reason}",
+            hint="choose another output path with -o",
+        )
+    return RuntimeFailure(f"cannot write to the output folder {folder}: {reason}")
+
+
+def _reserve_name(folder: Path, prefix: str, *, directory: bool) -> Path:
+    """Create a new empty file (or folder) `folder/prefix-XXXXXXXX` with default permissions.
+
+    Not `tempfile.mkstemp`: its 0600 mode would stick to the published video.
+    """
+    for _ in range(100):
+        candidate = folder / f"{prefix}-{secrets.token_hex(4)}"
+        try:
+            if directory:
+                candidate.mkdir(mode=0o777)
+            else:
+                os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+
+
+# --------------------------------------------------------------------------- audio
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """A soundtrack: any file FFmpeg decodes, trimmed to the video, faded in and out."""
+
+    path: Path
+    volume: float = 1.0
+    fade: float = 1.0  # seconds of fade-in at the start and fade-out at the end
+
+    def __post_init__(self) -> None:
+        if not (self.volume >= 0 and self.fade >= 0):
+            raise ValueError(f"volume and fade must be >= 0, got {self.volume}, {self.fade}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float | None  # seconds, None when the container does not say
+
+
+def probe_audio(path: PathLike) -> AudioInfo:
+    """Check cheaply that `path` holds decodable audio (opens it, decodes one frame)."""
+    container = _open_audio_input(Path(path))
+    try:
+        stream = container.streams.audio[0]
+        try:
+            next(container.decode(stream))
+        except StopIteration:
+            raise UserError(f"the audio file {path} holds no sound") from None
+        except av.FFmpegError as error:
+            raise _undecodable(Path(path), error) from None
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        return AudioInfo(
+            codec=stream.codec_context.name,
+            sample_rate=stream.rate,
+            channels=stream.channels,
+            duration=duration,
+        )
+    finally:
+        container.close()
+
+
+def _open_audio_input(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise UserError(
+            f"the audio file {path} does not exist",
+            hint="check `audio: path:` (paths are relative to the screenplay)",
+        )
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as error:
+        raise _undecodable(path, error) from None
+    if not container.streams.audio:
+        container.close()
+        raise UserError(f"the file {path} has no audio stream", hint="use an audio file")
+    return container
+
+
+def _undecodable(path: Path, error: Exception) -> UserError:
+    return UserError(
+        f"cannot decode the audio file {path}: {error}",
+        hint="use a common format (mp3, wav, flac, m4a, ogg, opus)",
+    )
+
+
+def fade_gain(
+    start: int, count: int, *, rate: int, fade: float, volume: float, end: int | None
+) -> np.ndarray:
+    """Per-sample gain for samples [start, start+count): raised-cosine fades, times volume.
+
+    `end` is the total length in samples when the fade-out is known, else None.
+    """
+    index = np.arange(start, start + count, dtype=np.float64)
+    gain = np.full(count, volume, dtype=np.float64)
+    if fade > 0:
+        span = fade * rate
+        gain *= np.sin(np.clip(index / span, 0.0, 1.0) * (np.pi / 2)) ** 2
+        if end is not None:
+            gain *= np.sin(np.clip((end - index) / span, 0.0, 1.0) * (np.pi / 2)) ** 2
+    return gain.astype(np.float32)
+
+
+class _AudioFeed:
+    """Decodes the soundtrack and feeds the encoder, `fade` seconds behind the video.
+
+    Samples older than `video time - fade` can no longer fall into the final fade-out, so
+    they are encoded as the video advances; only the last `fade` seconds wait in memory
+    for `finish` to learn the video's length.
+    """
+
+    def __init__(self, track: AudioTrack, stream: av.AudioStream, mux: Callable) -> None:
+        self.track = track
+        self._stream = stream
+        self._mux = mux
+        self._input = _open_audio_input(track.path)
+        self._decoded = self._input.decode(self._input.streams.audio[0])
+        self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+        self._pending = np.zeros((2, 0), dtype=np.float32)  # decoded, not yet encoded
+        self._emitted = 0  # samples already sent to the encoder
+        self._exhausted = False
+
+    @property
+    def lag_seconds(self) -> float:
+        return self.track.fade
+
+    def advance(self, video_seconds: float) -> None:
+        """Encode what is final once the video has reached `video_seconds`."""
+        settled = math.floor((video_seconds - self.track.fade) * AUDIO_RATE)
+        if settled - self._emitted >= AUDIO_RATE // 10:  # in 0.1 s steps, not per frame
+            self._decode_until(settled)
+            self._emit(min(settled, self._emitted + self._pending.shape[1]), end=None)
+
+    def finish(self, video_seconds: float) -> None:
+        """Encode the rest up to the video's end, with the fade-out, and flush."""
+        end = round(video_seconds * AUDIO_RATE)
+        self._decode_until(end)
+        self._emit(min(end, self._emitted + self._pending.shape[1]), end=end)
+        self._mux(self._stream.encode(None))
+
+    def close(self) -> None:
+        self._input.close()
+
+    def _decode_until(self, sample: int) -> None:
+        while not self._exhausted and self._emitted + self._pending.shape[1] < sample:
+            try:
+                frame = next(self._decoded)
+            except StopIteration:
+                self._exhausted = True
+                frames = self._resampler.resample(None)
+            except av.FFmpegError as error:
+                raise _undecodable(self.track.path, error) from None
+            else:
+                frame.pts = None  # timestamps of odd files confuse the resampler; order is enough
+                frames = self._resampler.resample(frame)
+            chunks = [self._pending, *(f.to_ndarray() for f in frames)]
+            self._pending = np.concatenate(chunks, axis=1)
+
+    def _emit(self, upto: int, *, end: int | None) -> None:
+        count = upto - self._emitted
+        if count <= 0:
+            return
+        block, self._pending = self._pending[:, :count], self._pending[:, count:]
+        gain = fade_gain(
+            self._emitted, count, rate=AUDIO_RATE, fade=self.track.fade,
+            volume=self.track.volume, end=end,
+        )
+        samples = np.clip(block * gain, -1.0, 1.0)
+        if not self._stream.format.is_planar:
+            samples = samples.T.reshape(1, -1)  # packed: L R L R …
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, dtype=np.float32),
+            format=self._stream.format.name,
+            layout="stereo",
+        )
+        frame.sample_rate = AUDIO_RATE
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        frame.pts = self._emitted
+        self._emitted = upto
+        self._mux(self._stream.encode(frame))
+
+
+# --------------------------------------------------------------------------- sinks
+
+
+class _Sink(Protocol):
+    """One format's encoder, writing into a temporary path the writer owns."""
+
+    codec: str
+
+    def write(self, frame: np.ndarray, index: int) -> None: ...
+    def finish(self, frames: int) -> None: ...
+    def discard(self) -> None: ...
+
+
+class _ContainerSink:
+    """MP4 or WebM through PyAV: H.264/VP9 video and an optional AAC/Opus track."""
+
+    def __init__(
+        self,
+        temp: Path,
+        fmt: Literal["mp4", "webm"],
+        *,
+        width: int,
+        height: int,
+        fps: int,
+        audio: AudioTrack | None,
+        metadata: dict[str, str],
+    ) -> None:
+        self.fps = fps
+        self.codec = "h264" if fmt == "mp4" else "vp9"
+        self._audio: _AudioFeed | None = None
+        self._reformatter = VideoReformatter()
+        lag = audio.fade if audio else 0.0
+        self.container = av.open(
+            str(temp), "w", format=fmt, options=_container_options(fmt, metadata, lag)
+        )
+        try:
+            self.container.metadata.update(metadata)
+            self._video = self._add_video_stream(fmt, width, height, fps)
+            if audio is not None:  # every stream must exist before the first mux
+                codec, sample_format = AUDIO_CODEC[fmt]
+                stream = self.container.add_stream(
+                    codec, rate=AUDIO_RATE, layout="stereo", format=sample_format
+                )
+                stream.bit_rate = AUDIO_BIT_RATE[fmt]
+                self._audio = _AudioFeed(audio, stream, self._mux)
+        except BaseException:
+            self.discard()
+            raise
+
+    def _add_video_stream(
+        self, fmt: str, width: int, height: int, fps: int
+    ) -> av.VideoStream:
+        codec, options = (
+            ("libx264", MP4_VIDEO_OPTIONS) if fmt == "mp4" else ("libvpx-vp9", WEBM_VIDEO_OPTIONS)
+        )
+        stream = self.container.add_stream(codec, rate=fps, options=dict(options))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        # Tag what we convert to: untagged, players guess BT.601 or BT.709 by frame size.
+        context = stream.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
+        context.color_range = ColorRange.MPEG
+        return stream
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        self.container.mux(packets)
+
+    def write(self, frame: np.ndarray, index: int) -> None:
+        picture = self._reformatter.reformat(
+            av.VideoFrame.from_ndarray(frame, format="rgb24"),
+            format="yuv420p",
+            dst_colorspace=Colorspace.ITU709,
+            dst_color_range=ColorRange.MPEG,
+        )
+        picture.pts = index
+        self._mux(self._video.encode(picture))
+        if self._audio is not None:
+            self._audio.advance((index + 1) / self.fps)
+
+    def finish(self, frames: int) -> None:
+        self._mux(self._video.encode(None))
+        if self._audio is not None:
+            self._audio.finish(frames / self.fps)
+            self._audio.close()
+        self.container.close()
+
+    def discard(self) -> None:
+        for closer in (self._audio.close if self._audio else None, self.container.close):
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - already failing; the first error matters
+                    log.debug("ignored error while discarding the encoder", exc_info=True)
+
+
+def _container_options(fmt: str, metadata: dict[str, str], audio_lag: float) -> dict[str, str]:
+    options: dict[str, str] = {}
+    if fmt == "mp4":
+        flags = "+faststart"
+        if set(metadata) - MP4_STANDARD_KEYS:
+            flags += "+use_metadata_tags"  # else FFmpeg drops custom keys silently
+        options["movflags"] = flags
+    if audio_lag:
+        # Audio trails the video by the fade length; let the muxer wait that long to
+        # interleave (default 10 s) instead of writing out-of-order chunks.
+        options["max_interleave_delta"] = str(int((audio_lag + 10) * 1e6))
+    return options
+
+
+class _GifSink:
+    """GIF written block by block: header once, then each frame with its own palette."""
+
+    codec = "gif"
+
+    def __init__(self, temp: Path, *, fps: int, comment: str | None) -> None:
+        self.fps = fps
+        self._comment = comment
+        self._file = open(temp, "wb")
+
+    def write(self, frame: np.ndarray, index: int) -> None:
+        picture = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE)
+        if index == 0:
+            info: dict[str, Any] = {"loop": 0}
+            if self._comment:
+                info["comment"] = self._comment
+            header, _ = GifImagePlugin.getheader(picture, info=info)
+            self._file.write(b"".join(header))
+        delay_ms = 10 * gif_delay_centiseconds(index, self.fps)
+        blocks = GifImagePlugin.getdata(picture, duration=delay_ms, include_color_table=True)
+        self._file.write(b"".join(blocks))
+
+    def finish(self, frames: int) -> None:
+        self._file.write(b";")  # GIF trailer
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+
+
+def gif_delay_centiseconds(index: int, fps: int) -> int:
+    """Delay of frame `index`: whole centiseconds whose running sum tracks index/fps."""
+    return round((index + 1) * 100 / fps) - round(index * 100 / fps)
+
+
+class _PngSink:
+    """Numbered PNG frames in a temporary folder."""
+
+    codec = "png"
+
+    def __init__(self, temp: Path) -> None:
+        self._folder = temp
+
+    def write(self, frame: np.ndarray, index: int) -> None:
+        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+        if not ok:
+            raise RuntimeFailure(f"could not encode frame {index} as PNG")
+        with open(self._folder / FRAME_NAME.format(index=index), "wb") as fh:
+            fh.write(data.tobytes())
+
+    def finish(self, frames: int) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- writer
+
+
+class VideoWriter:
+    """Streams RGB frames into one output; see the module docstring for the guarantees.
+
+    Use as a context manager: leaving the block normally finalises the output (as
+    `close()` does, if not called already), leaving it with an exception aborts.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fmt: OutputFormat,
+        *,
+        width: int,
+        height: int,
+        fps: int,
+        temp: Path,
+        sink: _Sink,
+        audio: AudioTrack | None,
+        sidecar: dict[str, Any] | None,
+    ) -> None:
+        self.path = path
+        self.format = fmt
+        self.width, self.height, self.fps = width, height, fps
+        self._temp = temp
+        self._sink = sink
+        self._audio = audio
+        self._sidecar = sidecar
+        self._frames = 0
+        self._state: Literal["open", "closed", "aborted"] = "open"
+
+    @property
+    def frames_written(self) -> int:
+        return self._frames
+
+    @property
+    def sidecar_path(self) -> Path | None:
+        return _sidecar_for(self.path, self.format) if self._sidecar is not None else None
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one RGB uint8 frame of shape (height, width, 3)."""
+        self._require_open("write")
+        self._check_frame(frame)
+        self._guarded(lambda: self._sink.write(np.ascontiguousarray(frame), self._frames))
+        self._frames += 1
+
+    def close(self) -> Path:
+        """Finish encoding, move the output into place, write the sidecar; return the path."""
+        if self._state == "closed":
+            return self.path
+        self._require_open("close")
+        if self._frames == 0:
+            self.abort()
+            raise ValueError(f"no frames were written to {self.path}")
+        self._guarded(lambda: self._sink.finish(self._frames))
+        self._guarded(self._publish)
+        self._state = "closed"
+        log.debug("wrote %s (%d frames)", self.path, self._frames)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far; the final path is left as it was. Never raises."""
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        self._sink.discard()
+        _remove_quietly(self._temp)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif self._state == "open":
+            self.close()
+
+    def _require_open(self, action: str) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"cannot {action}: the writer for {self.path} is {self._state}")
+
+    def _check_frame(self, frame: np.ndarray) -> None:
+        expected = (self.height, self.width, 3)
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != expected:
+            got = (
+                f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame)
+            )
+            raise ValueError(f"frames must be uint8 arrays of shape {expected}, got {got}")
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        """Run an encoder/disk step; on any failure remove the temporary and re-raise.
+
+        OS and FFmpeg errors become `RuntimeFailure` (disk full, encoder failure).
+        """
+        try:
+            action()
+        except KandanimError:
+            self.abort()
+            raise
+        except (OSError, av.FFmpegError) as error:
+            self.abort()
+            raise _write_failure(self.path, error) from error
+        except BaseException:
+            self.abort()
+            raise
+
+    def _publish(self) -> None:
+        """Sidecar to a temporary first, then the output, then the sidecar, each atomically."""
+        sidecar_temp = self._write_sidecar_temp() if self._sidecar is not None else None
+        try:
+            if self.format == "png":
+                _publish_frame_folder(self._temp, self.path, self._frames)
+            else:
+                os.replace(self._temp, self.path)
+            if sidecar_temp is not None:
+                os.replace(sidecar_temp, _sidecar_for(self.path, self.format))
+        finally:
+            if sidecar_temp is not None:
+                _remove_quietly(sidecar_temp)
+
+    def _write_sidecar_temp(self) -> Path:
+        assert self._sidecar is not None
+        target = _sidecar_for(self.path, self.format)
+        document = {**self._sidecar, _SIDECAR_KEY: self._description()}
+        text = json.dumps(document, indent=2, ensure_ascii=False, default=_json_default)
+        temp = _reserve_name(target.parent, f".{target.name}.part", directory=False)
+        try:
+            with open(temp, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except BaseException:
+            _remove_quietly(temp)
+            raise
+        return temp
+
+    def _description(self) -> dict[str, Any]:
+        """The sidecar's `video` entry: what exactly was written."""
+        audio = None
+        if self._audio is not None and self.format in ("mp4", "webm"):
+            audio = {
+                "path": str(self._audio.path),
+                "volume": self._audio.volume,
+                "fade": self._audio.fade,
+                "codec": AUDIO_CODEC[self.format][0],
+                "sample_rate": AUDIO_RATE,
+            }
+        return {
+            "writer": _WRITER_TAG,
+            "file": self.path.name,
+            "format": self.format,
+            "codec": self._sink.codec,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "frames": self._frames,
+            "duration": self._frames / self.fps,
+            "audio": audio,
+        }
+
+
+def _write_failure(path: Path, error: OSError | av.FFmpegError) -> RuntimeFailure:
+    code = getattr(error, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return RuntimeFailure(
+            f"the disk is full: could not finish writing {path}; nothing was left behind",
+            hint="free some space or choose another output folder with -o",
+        )
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return RuntimeFailure(
+            f"permission denied while writing {path}",
+            hint="choose another output folder with -o",
+        )
+    return RuntimeFailure(f"could not write {path}: {error}")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"the sidecar holds a {type(value).__name__}, which JSON cannot store")
+
+
+def _publish_frame_folder(temp: Path, target: Path, frames: int) -> None:
+    """Move finished frames into place: rename the folder, or fill an existing one."""
+    if not target.exists():
+        os.replace(temp, target)
+        return
+    for index in range(frames):
+        name = FRAME_NAME.format(index=index)
+        os.replace(temp / name, target / name)
+    for stale in target.iterdir():  # frames of an earlier, longer render
+        match = _FRAME_FILE.match(stale.name)
+        if match and int(match.group(1)) >= frames:
+            stale.unlink()
+    temp.rmdir()
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        log.warning("could not remove the temporary %s", path, exc_info=True)
+
+
+def open_writer(
+    path: PathLike,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    audio: AudioTrack | None = None,
+    metadata: dict[str, str] | None = None,
+    sidecar: dict[str, Any] | None = None,
+) -> VideoWriter:
+    """Open a streaming writer for `path` (format by `output_format`).
+
+    Call `check_output` first (before any expensive work): this only creates the parent
+    folder. `audio` is muxed into MP4/WebM and ignored, with a warning, for GIF/PNG.
+    `sidecar` (JSON-serialisable; paths allowed) is written to `sidecar_path(path)` at
+    close with a `video` entry added; None writes no sidecar.
+    """
+    fmt = output_format(path)
+    target = Path(path)
+    _check_writer_arguments(fmt, width, height, fps, metadata, sidecar)
+    if audio is not None and fmt in ("gif", "png"):
+        log.warning("%s output has no audio track; ignoring %s", fmt.upper(), audio.path)
+        audio = None
+    if fmt == "gif" and fps > 50:
+        log.warning("GIF viewers slow down animations above 50 fps; %d fps asked", fps)
+    _ensure_writable_folder(target.parent)
+    try:
+        temp = _reserve_name(target.parent, f".{target.name}.part", directory=fmt == "png")
+    except OSError as error:
+        raise _write_failure(target, error) from None
+    try:
+        sink = _make_sink(fmt, temp, width=width, height=height, fps=fps, audio=audio,
+                          metadata=dict(metadata or {}))
+    except KandanimError:
+        _remove_quietly(temp)
+        raise
+    except (OSError, av.FFmpegError) as error:
+        _remove_quietly(temp)
+        raise _write_failure(target, error) from error
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+    return VideoWriter(
+        target, fmt, width=width, height=height, fps=fps, temp=temp, sink=sink,
+        audio=audio, sidecar=None if sidecar is None else dict(sidecar),
+    )
+
+
+def _make_sink(
+    fmt: OutputFormat,
+    temp: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    audio: AudioTrack | None,
+    metadata: dict[str, str],
+) -> _Sink:
+    if fmt in ("mp4", "webm"):
+        return _ContainerSink(
+            temp, fmt, width=width, height=height, fps=fps, audio=audio, metadata=metadata
+        )
+    if fmt == "gif":
+        return _GifSink(temp, fps=fps, comment=metadata.get("comment") or metadata.get("title"))
+    return _PngSink(temp)
+
+
+def _check_writer_arguments(
+    fmt: OutputFormat,
+    width: int,
+    height: int,
+    fps: int,
+    metadata: dict[str, str] | None,
+    sidecar: dict[str, Any] | None,
+) -> None:
+    if width < 1 or height < 1 or fps < 1:
+        raise ValueError(f"width, height and fps must be positive, got {width}, {height}, {fps}")
+    if fmt in ("mp4", "webm") and (width % 2 or height % 2):
+        raise UserError(
+            f"{fmt.upper()} video needs even frame sides, got {width}x{height}",
+            hint="use sides that are multiples of 64 (Kandinsky needs them anyway)",
+        )
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"metadata must map str to str, got {key!r}: {type(value).__name__}")
+    if sidecar is not None:
+        if _SIDECAR_KEY in sidecar:
+            raise ValueError(f"the sidecar key {_SIDECAR_KEY!r} is reserved for the writer")
+        json.dumps(sidecar, default=_json_default)  # fail now, not after the render
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def read_metadata(path: PathLike) -> dict[str, str]:
+    """Container metadata of a video we wrote, keys lower-cased (Matroska upper-cases them)."""
+    with av.open(os.fspath(path)) as container:
+        return {key.lower(): value for key, value in container.metadata.items()}
+
+
+def iter_frames(path: PathLike) -> Iterator[np.ndarray]:
+    """Decode an output back into RGB uint8 frames: a video file or a PNG frame folder."""
+    target = Path(path)
+    if target.is_dir():
+        for frame_file in frame_files(target):
+            image = cv2.imread(str(frame_file), cv2.IMREAD_COLOR)
+            if image is None:
+                raise UserError(f"cannot read the frame {frame_file}")
+            yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return
+    try:
+        container = av.open(str(target))
+    except (av.FFmpegError, OSError) as error:
+        raise UserError(f"cannot open the video {target}: {error}") from None
+    with container:
+        if not container.streams.video:
+            raise UserError(f"{target} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def frame_files(folder: PathLike) -> list[Path]:
+    """The numbered frames of a PNG output folder, in order."""
+    return sorted(p for p in Path(folder).iterdir() if _FRAME_FILE.match(p.name))

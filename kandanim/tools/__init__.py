@@ -1,0 +1,1 @@
+"""Small stand-alone tools around kandanim's outputs (run with `python -m kandanim.tools.NAME`)."""
