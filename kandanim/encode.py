@@ -353,8 +353,12 @@ class _AudioFeed:
         self._stream = stream
         self._mux = mux
         self._input = _open_audio_input(track.path)
-        self._decoded = self._input.decode(self._input.streams.audio[0])
-        self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+        source = self._input.streams.audio[0]
+        self._decoded = self._input.decode(source)
+        # Mono is copied to both sides at full level (FFmpeg's upmix would lower it by
+        # 3 dB); more than two channels are downmixed to stereo by FFmpeg.
+        layout = "mono" if source.channels == 1 else "stereo"
+        self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=AUDIO_RATE)
         self._pending = np.zeros((2, 0), dtype=np.float32)  # decoded, not yet encoded
         self._emitted = 0  # samples already sent to the encoder
         self._exhausted = False
@@ -392,7 +396,7 @@ class _AudioFeed:
             else:
                 frame.pts = None  # timestamps of odd files confuse the resampler; order is enough
                 frames = self._resampler.resample(frame)
-            chunks = [self._pending, *(f.to_ndarray() for f in frames)]
+            chunks = [self._pending, *(_as_stereo(f.to_ndarray()) for f in frames)]
             self._pending = np.concatenate(chunks, axis=1)
 
     def _emit(self, upto: int, *, end: int | None) -> None:
@@ -417,6 +421,11 @@ class _AudioFeed:
         frame.pts = self._emitted
         self._emitted = upto
         self._mux(self._stream.encode(frame))
+
+
+def _as_stereo(planar: np.ndarray) -> np.ndarray:
+    """(channels, n) float32 with one or two channels → (2, n)."""
+    return np.repeat(planar, 2, axis=0) if planar.shape[0] == 1 else planar
 
 
 # --------------------------------------------------------------------------- sinks
@@ -509,7 +518,7 @@ class _ContainerSink:
             if closer is not None:
                 try:
                     closer()
-                except Exception:  # noqa: BLE001 - already failing; the first error matters
+                except Exception:  # already failing: the first error is the one to report
                     log.debug("ignored error while discarding the encoder", exc_info=True)
 
 
@@ -535,7 +544,7 @@ class _GifSink:
     def __init__(self, temp: Path, *, fps: int, comment: str | None) -> None:
         self.fps = fps
         self._comment = comment
-        self._file = open(temp, "wb")
+        self._file = open(temp, "wb")  # noqa: SIM115 - open across write() calls
 
     def write(self, frame: np.ndarray, index: int) -> None:
         picture = Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE)

@@ -21,16 +21,18 @@ Rules decided here (`build_plan`):
   the window blend scene k-1 (`blend_from`) into k (`blend_to`) with a smoothstep weight.
 * Seeds: `seed=` argument > screenplay `seed:` > a random one (`secrets`). A scene's seed
   is its own `seed:`, else (plan seed + 1000 × scene index) mod 2³²; the engine seeds
-  frame i with scene seed + i, so scenes never share noise.
+  each frame with scene seed + the frame's index in the video, so scenes never share noise.
 * Models: screenplay `models:` > environment `KANDANIM_PRIOR`, `_DECODER`, `_INPAINT`,
   `_DEPTH` > the spec's defaults (the depth model per backend unless overridden).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import secrets
+import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -180,7 +182,7 @@ def build_plan(
         for scene, preset in zip(play.scenes, loaded.effects, strict=True)
     ]
     counts = [_scene_frames(i, s["duration"], fps) for i, s in enumerate(settings)]
-    starts = [sum(counts[:i]) for i in range(len(counts))]
+    starts = [0, *itertools.accumulate(counts)][:-1]
     windows = _transition_windows(settings, counts, starts, fps)
     scenes = tuple(
         _scene_plan(i, scene, preset, s, starts[i], counts[i], plan_seed, windows.get(i))
@@ -225,7 +227,8 @@ def resolve_models(models: spec.Models, environ: dict[str, str] | None = None) -
     }
     resolved: dict[str, str] = {}
     for role in MODEL_ROLES:
-        chosen = getattr(models, role) or environ.get(f"KANDANIM_{role.upper()}") or defaults.get(role)
+        from_env = environ.get(f"KANDANIM_{role.upper()}")
+        chosen = getattr(models, role) or from_env or defaults.get(role)
         if chosen:
             resolved[role] = chosen
     return resolved
@@ -238,8 +241,7 @@ def _checked_fps(fps: int) -> int:
 
 
 def _checked_engine(engine: str) -> str:
-    choices = ("kandinsky", "preview")
-    if engine not in choices:
+    if engine not in typing.get_args(spec.EngineName):
         raise UserError(
             f"unknown engine '{engine}'",
             hint="use --engine kandinsky (diffusion) or --engine preview (no weights, CPU)",
@@ -262,13 +264,13 @@ def _scene_settings(
     """Every SceneSettings field resolved: scene > defaults > preset > built-in."""
     layers: list[Any] = [scene, play.defaults]
     if preset is not None:
-        layers.append(preset.settings)
+        layers.append(preset.settings)  # has only some fields: getattr(..., None) below
     resolved: dict[str, Any] = {}
     for name in spec.SceneSettings.model_fields:
         if name == "transition":
             continue
-        value = next((getattr(l, name, None) for l in layers if getattr(l, name, None) is not None), None)
-        resolved[name] = spec.BUILTIN_SETTINGS[name] if value is None else value
+        chosen = [getattr(layer, name, None) for layer in layers]
+        resolved[name] = next((v for v in chosen if v is not None), spec.BUILTIN_SETTINGS[name])
     if engine == "preview" and scene.depth is None and play.defaults.depth is None:
         resolved["depth"] = "heuristic"  # no weights in preview (SPEC §7)
     entered = scene.transition or play.defaults.transition or play.transition

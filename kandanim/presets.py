@@ -168,7 +168,7 @@ def _semantic_problems(preset: Preset, path: Path, document: SourceDocument) -> 
     if preset.span == "scene":
         for i, key in enumerate(preset.keyframes):
             if key.t > 1:
-                message = f"with span: scene, t is a fraction of the scene from 0 to 1, got {key.t:g}"
+                message = f"with span: scene, t is a fraction of the scene (0 to 1), got {key.t:g}"
                 problems.append(document.diagnostic(("keyframes", i, "t"), message))
     near, far = preset.settings.near, preset.settings.far
     if near is not None and far is not None and far <= near:

@@ -30,6 +30,7 @@ Rules, decided here once:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def schedule_value(schedule: float | Sequence[ScheduleKey], t: float) -> float:
     keys = list(schedule)
     if t <= keys[0].t:
         return float(keys[0].value)
-    for before, after in zip(keys, keys[1:]):
+    for before, after in itertools.pairwise(keys):
         if t <= after.t:
             span = after.t - before.t
             fraction = ease(after.ease, (t - before.t) / span) if span > 0 else 1.0
@@ -281,7 +282,7 @@ def _segment(a: ResolvedKey, b: ResolvedKey) -> _Segment:
     count = max(1, math.ceil(turn / MAX_PIECE_ANGLE - 1e-9))
     while True:
         poses = [Rigid.from_user(va + (vb - va) * j / count) for j in range(count + 1)]
-        twists = [rigid_log(p.inverse().compose(q)) for p, q in zip(poses, poses[1:])]
+        twists = [rigid_log(p.inverse().compose(q)) for p, q in itertools.pairwise(poses)]
         if all(np.linalg.norm(tw[:3]) <= MAX_PIECE_GEODESIC for tw in twists):
             break
         count += 1

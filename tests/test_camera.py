@@ -75,7 +75,9 @@ def test_rotation_from_angles_axes() -> None:
 
 
 @given(angle, pitch, angle)
-def test_angles_from_rotation_inverts_rotation_from_angles(yaw: float, p: float, roll: float) -> None:
+def test_angles_from_rotation_inverts_rotation_from_angles(
+    yaw: float, p: float, roll: float
+) -> None:
     back = angles_from_rotation(rotation_from_angles(yaw, p, roll))
     assert np.allclose(back, (yaw, p, roll), atol=1e-6)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kandanim.camera import Pose, intrinsics, relative_move
+from kandanim.camera import intrinsics, relative_move
 from kandanim.cli import app
 from kandanim.errors import ScreenplayError, UserError
 from kandanim.presets import BUILTIN_DIR, load_catalogue
@@ -51,7 +52,8 @@ def test_every_effect_ships_with_a_one_line_description() -> None:
         ("rotate_down", "tilt-down"), ("around_left", "orbit-left"),
         ("around_right", "orbit-right"), ("spin_clockwise", "spin-cw"),
         ("spin_counterclockwise", "spin-ccw"), ("move_left", "left"), ("move_right", "right"),
-        ("move_up", "up"), ("move_down", "down"), ("Zoom_In", "zoom-in"), ("ORBIT RIGHT", "orbit-right"),
+        ("move_up", "up"), ("move_down", "down"), ("Zoom_In", "zoom-in"),
+        ("ORBIT RIGHT", "orbit-right"),
     ],
 )
 def test_deforum_names_and_spelling_variants_resolve(alias: str, name: str) -> None:
@@ -88,7 +90,7 @@ def test_motion_is_gentle_at_24_fps(name: str) -> None:
     """No effect but the full turn moves more than ~0.02 units or 0.5° per frame."""
     motion = scene_motion(CATALOGUE.get(name), None, 4.0)
     poses = camera_path([motion], [96], 24)
-    for a, b in zip(poses, poses[1:]):
+    for a, b in itertools.pairwise(poses):
         rotation, translation = relative_move(a, b)
         angle = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
         assert np.linalg.norm(translation) < 0.02 and angle < 0.5
@@ -235,7 +237,8 @@ def test_invalid_preset_reports_file_line_and_column(tmp_path: Path) -> None:
 
 def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
     write(tmp_path, "one", PRESET.format(name="two", description="x", aliases="[]"))
-    write(tmp_path, "three", "name: three\ndescription: x\nspan: scene\nkeyframes:\n  - {t: 0}\n  - {t: 2}\n")
+    three = "name: three\ndescription: x\nspan: scene\nkeyframes:\n  - {t: 0}\n  - {t: 2}\n"
+    write(tmp_path, "three", three)
     write(tmp_path, "four", "name: four\ndescription: x\nkeyframes:\n  - {t: 1}\n  - {t: 0.5}\n")
     with pytest.raises(ScreenplayError) as caught:
         load_catalogue([tmp_path])
@@ -244,6 +247,19 @@ def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
     assert any("one.yaml:1:7: name: the name 'two' must match" in m for m in messages)
     assert any("three.yaml:6:9: keyframes.1.t: with span: scene" in m for m in messages)
     assert any("four.yaml:5:9: keyframes.1.t: times must increase" in m for m in messages)
+
+
+def test_schedule_order_and_depth_range_are_checked(tmp_path: Path) -> None:
+    text = (
+        "name: odd\ndescription: x\nkeyframes:\n  - {t: 0}\nsettings:\n"
+        "  strength:\n    - {t: 1, value: 0.2}\n    - {t: 0, value: 0.5}\n"
+        "  near: 5\n  far: 2\n"
+    )
+    write(tmp_path, "odd", text)
+    with pytest.raises(ScreenplayError) as caught:
+        load_catalogue([tmp_path])
+    found = {(d.path, d.line) for d in caught.value.diagnostics}
+    assert found == {("settings.strength.1.t", 8), ("settings.far", 10)}
 
 
 def test_duplicate_alias_in_a_folder_is_an_error(tmp_path: Path) -> None:
@@ -297,7 +313,7 @@ def test_planning_modules_do_not_import_torch() -> None:
         "import sys\n"
         "import kandanim.plan, kandanim.presets, kandanim.screenplay, kandanim.trajectory, "
         "kandanim.planview\n"
-        "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers', 'cv2') if m in sys.modules)\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'cv2') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -60,7 +61,8 @@ def keyframe_lists(draw: st.DrawFn) -> list[Keyframe]:
 def held_values(keys: list[Keyframe]) -> list[list[float]]:
     current, out = [0.0] * 6, []
     for key in keys:
-        current = [getattr(key, a) if getattr(key, a) is not None else c for a, c in zip(AXES, current)]
+        given = [getattr(key, axis) for axis in AXES]
+        current = [c if g is None else g for g, c in zip(given, current)]
         out.append(list(current))
     return out
 
@@ -78,7 +80,7 @@ def same(a: Rigid, b: Rigid, atol: float = 1e-7) -> bool:
 def test_easing_endpoints_and_monotonic(name: str) -> None:
     assert ease(name, 0.0) == 0.0 and ease(name, 1.0) == 1.0
     samples = [ease(name, u) for u in np.linspace(0, 1, 101)]
-    assert all(b >= a for a, b in zip(samples, samples[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(samples))
     slope = (ease(name, 1.0) - ease(name, 1.0 - 1e-6)) / 1e-6
     assert slope == pytest.approx(ease_end_slope(name), abs=1e-4)
 
@@ -102,7 +104,9 @@ def test_schedule_values() -> None:
 
 
 @given(st.lists(st.floats(-3, 3), min_size=3, max_size=3), turn, tilt, turn)
-def test_rigid_log_and_exp_invert_each_other(xyz: list[float], yaw: float, p: float, r: float) -> None:
+def test_rigid_log_and_exp_invert_each_other(
+    xyz: list[float], yaw: float, p: float, r: float
+) -> None:
     motion = Rigid.from_user([*xyz, yaw, p, r])
     assert same(rigid_exp(rigid_log(motion)), motion, atol=1e-9)
 
@@ -206,7 +210,7 @@ def test_decreasing_times_are_rejected() -> None:
 def test_custom_camera_rides_on_the_effect() -> None:
     preset = CATALOGUE.get("zoom-in")
     motion = scene_motion(preset, [Keyframe(t=0), Keyframe(t=1, yaw=10)], 4.0)
-    x, y, z, yaw, pitch, roll = user_values(motion.at(1.0))
+    x, _y, z, yaw, _pitch, _roll = user_values(motion.at(1.0))
     assert z == pytest.approx(0.15) and x == pytest.approx(0.0, abs=1e-12)
     assert yaw == pytest.approx(10)
     assert user_values(motion.at(3.0))[2] == pytest.approx(0.45)  # the effect keeps going
@@ -223,7 +227,7 @@ def test_span_scene_stretches_to_the_scene() -> None:
 
 
 def step_moves(poses: list[Pose]) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [relative_move(a, b) for a, b in zip(poses, poses[1:])]
+    return [relative_move(a, b) for a, b in itertools.pairwise(poses)]
 
 
 RATE_PRESETS = [
@@ -285,7 +289,7 @@ def test_full_turn_reads_continuously_up_to_360() -> None:
     preset = CATALOGUE.get("rotate-360")
     poses = camera_path([scene_motion(preset, None, 2.0)] * 2, [48, 48], 24)
     yaws = [p.yaw for p in poses]
-    assert all(b > a for a, b in zip(yaws, yaws[1:]))
+    assert all(b > a for a, b in itertools.pairwise(yaws))
     assert yaws[48] == pytest.approx(360.0)
     assert yaws[-1] == pytest.approx(720.0 - 7.5)
 
@@ -294,7 +298,7 @@ def test_tilting_past_the_vertical_stays_continuous() -> None:
     motion = SceneMotion(Track([Keyframe(t=0), Keyframe(t=1, pitch=30)], extrapolate=True))
     poses = camera_path([motion], [100], 20)  # 5 s at 30°/s: up to 150°
     pitches = [p.pitch for p in poses]
-    assert all(b > a for a, b in zip(pitches, pitches[1:]))
+    assert all(b > a for a, b in itertools.pairwise(pitches))
     assert pitches[-1] == pytest.approx(30 * 99 / 20)
     assert math.isclose(poses[-1].yaw % 360, 0.0, abs_tol=1e-6) or math.isclose(
         poses[-1].yaw % 360, 360.0, abs_tol=1e-6

@@ -35,7 +35,7 @@ def pick_indices(total: int, count: int) -> list[int]:
     if count == 1:
         return [0]
     spread = np.linspace(0, total - 1, min(count, total))
-    return sorted({int(round(value)) for value in spread})
+    return sorted({round(float(value)) for value in spread})
 
 
 def frame_times(path: Path) -> list[float | None]:
