@@ -64,14 +64,18 @@ class ModelDepthEstimator:
     @torch.no_grad()
     def inverse_depth(self, image: np.ndarray) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 (H, W, 3) frame, got {image.dtype} {image.shape}")
+            raise ValueError(
+                f"expected an RGB uint8 (H, W, 3) frame, got {image.dtype} {image.shape}"
+            )
         height, width = image.shape[:2]
         pixels = self.processor(images=image, return_tensors="pt")["pixel_values"]
         with out_of_memory_as_failure("estimating depth"):
             pixels = pixels.to(self.device, self.dtype)
             predicted = self.model(pixel_values=pixels).predicted_depth  # (1, h, w)
             resized = torch.nn.functional.interpolate(
-                predicted[:, None].float(), size=(height, width), mode="bilinear",
+                predicted[:, None].float(),
+                size=(height, width),
+                mode="bilinear",
                 align_corners=False,
             )
         return resized[0, 0].cpu().numpy().astype(np.float32, copy=False)

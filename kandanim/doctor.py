@@ -56,7 +56,9 @@ def _versions() -> Check:
     detail = ", ".join([f"Python {platform.python_version()}", *found])
     if missing:
         return Check(
-            "packages", False, f"{detail}; missing: {', '.join(missing)}",
+            "packages",
+            False,
+            f"{detail}; missing: {', '.join(missing)}",
             fix="install with `pip install -e .` (torch==2.13.0 first, see DEVELOPERS.md)",
             required=True,
         )
@@ -71,7 +73,9 @@ def _device_checks() -> list[Check]:
 
         device = resolve_device("auto")
     except (ImportError, KandanimError) as error:
-        return [Check("device", False, f"torch unusable: {error}", fix="reinstall torch", required=True)]
+        return [
+            Check("device", False, f"torch unusable: {error}", fix="reinstall torch", required=True)
+        ]
     if device.type == "cuda":
         index = torch.cuda.current_device()
         name = torch.cuda.get_device_name(index)
@@ -79,10 +83,16 @@ def _device_checks() -> list[Check]:
         free, total = torch.cuda.mem_get_info(index)
         memory_ok = total >= COMFORTABLE_GPU_MEMORY_GIB * GIB
         return [
-            Check("device", True, f"cuda: {name} (compute {major}.{minor}, CUDA {torch.version.cuda})"),
             Check(
-                "GPU memory", memory_ok, f"{free / GIB:.1f} GiB free of {total / GIB:.1f} GiB",
-                fix="" if memory_ok else "render with --offload (one model on the GPU at a "
+                "device", True, f"cuda: {name} (compute {major}.{minor}, CUDA {torch.version.cuda})"
+            ),
+            Check(
+                "GPU memory",
+                memory_ok,
+                f"{free / GIB:.1f} GiB free of {total / GIB:.1f} GiB",
+                fix=""
+                if memory_ok
+                else "render with --offload (one model on the GPU at a "
                 "time) or a smaller resolution",
             ),
         ]
@@ -90,7 +100,9 @@ def _device_checks() -> list[Check]:
         return [Check("device", True, "mps: Apple GPU (fp16)")]
     return [
         Check(
-            "device", False, f"cpu only (torch {torch.__version__}, no CUDA or MPS device)",
+            "device",
+            False,
+            f"cpu only (torch {torch.__version__}, no CUDA or MPS device)",
             fix="the kandinsky engine takes minutes per frame on a CPU: check motion with "
             "--engine preview, render on a CUDA machine",
         )
@@ -103,9 +115,11 @@ def _encoder(name: str, use: str, required: bool) -> Check:
 
         codec = av.codec.Codec(name, "w")
         return Check(f"encoder {name}", True, f"{use}: {codec.long_name}", required=required)
-    except Exception as error:  # PyAV missing, or built without this encoder
+    except (ImportError, ValueError) as error:  # no PyAV, or FFmpeg without this encoder
         return Check(
-            f"encoder {name}", False, f"{use}: not available ({error})",
+            f"encoder {name}",
+            False,
+            f"{use}: not available ({error})",
             fix="reinstall PyAV from its PyPI wheel (`pip install --force-reinstall av`), "
             "which bundles FFmpeg with this encoder",
             required=required,
@@ -128,9 +142,12 @@ def _weights_checks() -> list[Check]:
         extra = " --all" if role == "depth" else ""
         checks.append(
             Check(
-                f"weights {label}", present,
+                f"weights {label}",
+                present,
                 f"{model_id} at {where}" if present else where,
-                fix="" if present else f"`kandanim models pull{extra}` on a connected machine, "
+                fix=""
+                if present
+                else f"`kandanim models pull{extra}` on a connected machine, "
                 "or render with --engine preview",
             )
         )

@@ -89,10 +89,11 @@ class Engines:
 
             return PreviewEngine()
         if name == "kandinsky":
-            from kandanim.engines.kandinsky import create_engine
+            from kandanim.engines.kandinsky import KandinskyEngine
+            from kandanim.models import shared_store
 
             o = self.options
-            return create_engine(device=o.device, dtype=o.dtype, offload=o.offload)
+            return KandinskyEngine(shared_store(o.device, o.dtype, o.offload))
         raise UserError(f"unknown engine {name!r}", hint="use --engine kandinsky or --engine preview")
 
 

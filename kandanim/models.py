@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,8 +56,12 @@ DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
 }
 # The file every folder of each kind has: its presence in the cache means "pulled".
-MARKER_FILES = {"prior": "model_index.json", "decoder": "model_index.json",
-                "inpaint": "model_index.json", "depth": "config.json"}
+MARKER_FILES = {
+    "prior": "model_index.json",
+    "decoder": "model_index.json",
+    "inpaint": "model_index.json",
+    "depth": "config.json",
+}
 REMEDIES = (
     "Run `kandanim models pull` on a machine that can reach huggingface.co (it fills the "
     "standard Hugging Face cache, which you can copy here), or render with `--engine preview`, "
@@ -90,7 +94,7 @@ class ModelSpec:
         overrides: Mapping[str, str | None] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ModelSpec:
-        """`overrides` (the screenplay's `models:` or a plan's `models`) > environment > defaults."""
+        """`overrides` (the screenplay's `models:`, a plan's `models`) > environment > defaults."""
         env = os.environ if env is None else env
         overrides = overrides or {}
         unknown = set(overrides) - set(ROLES)
@@ -252,11 +256,11 @@ def locate(role: str, model_id: str) -> tuple[bool, str]:
     return False, f"{model_id} is not in the Hugging Face cache"
 
 
-def missing_weights(models: Mapping[str, str]) -> list[str]:
-    """Lines naming each model that cannot be loaded *without the network* (empty when the
-    hub may be reached, for hub ids: from_pretrained will download them)."""
+def missing_weights(models: Iterable[tuple[str, str]]) -> list[str]:
+    """Lines naming each (role, id) that cannot be loaded *without the network*. A hub id
+    not in the cache counts only offline: online, from_pretrained downloads it."""
     problems = []
-    for role, model_id in models.items():
+    for role, model_id in models:
         present, where = locate(role, model_id)
         if not present and (looks_like_folder(model_id) or offline()):
             problems.append(f"{role} weights: {where}")
@@ -275,7 +279,7 @@ def load_or_explain(role: str, model_id: str, loader: Callable[[], T]) -> T:
     """Run a `from_pretrained` loader; turn "weights not found/unreachable" into
     WeightsMissing. Checks local folders and the offline cache first, so the common
     mistakes fail at once with a clear message instead of a hub round trip."""
-    problems = missing_weights({role: model_id})
+    problems = missing_weights([(role, model_id)])
     if problems:
         raise weights_missing(problems)
     try:
@@ -295,11 +299,11 @@ class DecoderPipelines:
     image_to_image: KandinskyV22Img2ImgPipeline
 
     @property
-    def unet(self) -> torch.nn.Module:
+    def unet(self) -> Any:  # UNet2DConditionModel
         return self.text_to_image.unet
 
     @property
-    def movq(self) -> torch.nn.Module:
+    def movq(self) -> Any:  # VQModel
         return self.text_to_image.movq
 
     @property
@@ -333,10 +337,15 @@ class ModelStore:
             log.info("--offload only applies to CUDA devices; ignored on %s", self.device)
             self.offload = False
 
-    def check(self, spec: ModelSpec) -> None:
-        """Raise one WeightsMissing naming every required model that cannot be loaded."""
-        wanted = {r: i for r, i in spec.required().items() if not self._loaded(r, i)}
-        problems = missing_weights(wanted)
+    def check(self, spec: ModelSpec, depth_backends: Iterable[str] = ()) -> None:
+        """Raise one WeightsMissing naming every model a render needs that cannot be
+        loaded: prior, decoder and the depth models of these backends (inpaint is optional)."""
+        wanted = [(role, i) for role, i in spec.required().items() if not self._loaded(role, i)]
+        for backend in sorted(set(depth_backends) & set(DEFAULT_DEPTH_MODELS)):
+            model_id = spec.depth_model(backend)
+            if (backend, model_id) not in self._depth:
+                wanted.append(("depth", model_id))
+        problems = missing_weights(dict.fromkeys(wanted))
         if problems:
             raise weights_missing(problems)
 
@@ -385,7 +394,7 @@ class ModelStore:
     # -- loaders: one from_pretrained per component, counted --------------------------------
 
     def _load_prior(self, model_id: str) -> KandinskyV22PriorPipeline:
-        _quiet_loading()
+        quiet_loading()
         from diffusers import KandinskyV22PriorPipeline
         from transformers import CLIPImageProcessorPil
 
@@ -398,7 +407,7 @@ class ModelStore:
         return self._place(pipe)
 
     def _load_decoder(self, model_id: str) -> DecoderPipelines:
-        _quiet_loading()
+        quiet_loading()
         from diffusers import KandinskyV22Img2ImgPipeline, KandinskyV22Pipeline
 
         text_to_image = KandinskyV22Pipeline.from_pretrained(model_id, dtype=self.dtype)
@@ -409,7 +418,7 @@ class ModelStore:
         return DecoderPipelines(text_to_image, image_to_image)
 
     def _load_inpaint(self, model_id: str) -> KandinskyV22InpaintPipeline:
-        _quiet_loading()
+        quiet_loading()
         from diffusers import KandinskyV22InpaintPipeline
 
         pipe = KandinskyV22InpaintPipeline.from_pretrained(model_id, dtype=self.dtype)
@@ -440,7 +449,10 @@ def use_sdpa(module: torch.nn.Module) -> None:
         return
     from diffusers.models import attention_processor as ap
 
-    upgrades = {ap.AttnProcessor: ap.AttnProcessor2_0, ap.AttnAddedKVProcessor: ap.AttnAddedKVProcessor2_0}
+    upgrades = {
+        ap.AttnProcessor: ap.AttnProcessor2_0,
+        ap.AttnAddedKVProcessor: ap.AttnAddedKVProcessor2_0,
+    }
     if any(type(p) in upgrades for p in processors.values()):
         module.set_attn_processor(
             {name: upgrades.get(type(p), type(p))() for name, p in processors.items()}
@@ -455,7 +467,7 @@ class _DropTorchvisionFallbackNotice(logging.Filter):
         return "requires torchvision (not installed)" not in record.getMessage()
 
 
-def _quiet_loading() -> None:
+def quiet_loading() -> None:
     """Before importing pipelines: no library progress bars (the CLI draws its own) and no
     torchvision notice."""
     from transformers.utils import logging as transformers_logging
@@ -469,7 +481,7 @@ def _quiet_loading() -> None:
     diffusers_logging.disable_progress_bar()
 
 
-@lru_cache(maxsize=None)
+@cache
 def shared_store(device: str = "auto", dtype: str = "auto", offload: bool = False) -> ModelStore:
     """The process-wide store for these settings: every engine built with them shares models."""
     resolved = resolve_device(device)

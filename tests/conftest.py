@@ -35,11 +35,12 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory):  # -> tiny_models.Tin
 
 @pytest.fixture
 def tiny_model_env(tiny_models, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """KANDANIM_PRIOR/_DECODER/_INPAINT point at the tiny models for this test."""
+    """KANDANIM_PRIOR/_DECODER/_INPAINT/_DEPTH point at the tiny models for this test (the
+    tiny DPT serves both model depth backends: the architecture is read from its config)."""
     monkeypatch.setenv("KANDANIM_PRIOR", str(tiny_models.prior))
     monkeypatch.setenv("KANDANIM_DECODER", str(tiny_models.decoder))
     monkeypatch.setenv("KANDANIM_INPAINT", str(tiny_models.inpaint))
-    monkeypatch.delenv("KANDANIM_DEPTH", raising=False)
+    monkeypatch.setenv("KANDANIM_DEPTH", str(tiny_models.midas))
     yield tiny_models
 
 

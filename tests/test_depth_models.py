@@ -52,7 +52,10 @@ def test_each_family_gets_its_own_input_format(tiny_models):
     anything = create_model_estimator("depth-anything", str(tiny_models.depth_anything), "cpu")
     wide = frame(64, 128)
     # MiDaS (DPT's ViT needs a square grid): 384²; Depth Anything keeps the aspect ratio
-    assert midas.processor(images=wide, return_tensors="pt")["pixel_values"].shape[-2:] == (384, 384)
+    assert midas.processor(images=wide, return_tensors="pt")["pixel_values"].shape[-2:] == (
+        384,
+        384,
+    )
     height, width = anything.processor(images=wide, return_tensors="pt")["pixel_values"].shape[-2:]
     assert width > height and height % 14 == 0 and width % 14 == 0
     assert INPUT_FORMATS["depth_anything"].mean != INPUT_FORMATS["dpt"].mean

@@ -162,6 +162,23 @@ def test_video_round_trip(fmt: str, frames: list[np.ndarray], tmp_path: Path) ->
     assert decoded[10].std() > 20
 
 
+def top_level_boxes(path: Path) -> list[bytes]:
+    """The names of an MP4 file's top-level boxes, in file order."""
+    names, data, offset = [], path.read_bytes(), 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        names.append(data[offset + 4 : offset + 8])
+        if size == 1:  # 64-bit size follows the name
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        offset += max(size, 8)
+    return names
+
+
+def test_mp4_is_faststart(frames: list[np.ndarray], tmp_path: Path) -> None:
+    boxes = top_level_boxes(write_video(tmp_path / "clip.mp4", frames))
+    assert boxes[0] == b"ftyp" and boxes.index(b"moov") < boxes.index(b"mdat")
+
+
 def test_gif_plays_at_the_frame_rate_in_whole_centiseconds() -> None:
     for fps in (1, 7, 10, 12, 15, 24, 25, 30, 50):
         delays = [gif_delay_centiseconds(i, fps) for i in range(fps * 3)]
@@ -249,6 +266,11 @@ def test_audio_is_trimmed_and_faded_to_the_video(
     assert level[:, 1].max() < 0.1  # fade-in
     assert level[:, -2].max() < 0.1  # fade-out at the video's end
     assert (level[:, 40] > level[:, 5]).all()  # rising through the fade-in
+    # Still a clean 440 Hz tone between the fades: no gaps or clicks where chunks meet.
+    steady = samples[0, 24_000:48_000]
+    spectrum = np.abs(np.fft.rfft(steady)) ** 2
+    hertz = np.fft.rfftfreq(steady.size, 1 / 48_000)
+    assert spectrum[np.abs(hertz - 440) < 10].sum() / spectrum.sum() > 0.99
 
 
 def test_a_short_soundtrack_is_not_padded(frames: list[np.ndarray], tmp_path: Path) -> None:
@@ -504,6 +526,17 @@ def test_check_output_creates_the_parent_folder(tmp_path: Path) -> None:
     check_output(tmp_path / "new" / "deeper" / "a.mp4", force=False)
     assert (tmp_path / "new" / "deeper").is_dir()
     assert list((tmp_path / "new" / "deeper").iterdir()) == []
+
+
+def test_check_output_reports_an_unwritable_folder(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)  # chmod does not stop root, who runs CI here
+    with pytest.raises(UserError, match="Permission denied") as caught:
+        check_output(tmp_path / "locked" / "a.mp4", force=False)
+    assert "-o" in (caught.value.hint or "")
 
 
 def test_check_output_refuses_a_file_in_place_of_the_folder(tmp_path: Path) -> None:

@@ -30,30 +30,64 @@ STEPS = 10
 CPU = torch.device("cpu")
 
 
-def scene_plan(index: int, prompt: str, negative: str = "low quality", seed: int = 7, **kw) -> ScenePlan:
-    fields = dict(
-        index=index, prompt=prompt, negative_prompt=negative, effect=None, start=4 * index,
-        stop=4 * index + 4, duration=1.0, seed=seed, steps=STEPS, guidance=4.0, cadence=1,
-        depth="flat", colour_coherence=False, sharpen=0.0, init_image=None,
-        transition_in="cut", transition_frames=0,
+def scene_plan(
+    index: int, prompt: str, negative: str = "low quality", seed: int = 7, **changes: object
+) -> ScenePlan:
+    scene = ScenePlan(
+        index=index,
+        prompt=prompt,
+        negative_prompt=negative,
+        effect=None,
+        start=4 * index,
+        stop=4 * index + 4,
+        duration=1.0,
+        seed=seed,
+        steps=STEPS,
+        guidance=4.0,
+        cadence=1,
+        depth="flat",
+        colour_coherence=False,
+        sharpen=0.0,
+        init_image=None,
+        transition_in="cut",
+        transition_frames=0,
     )
-    fields.update(kw)
-    return ScenePlan(**fields)
+    return replace(scene, **changes)
 
 
 def frame_plan(index: int, scene: int = 0, strength: float = 0.3) -> FramePlan:
     return FramePlan(
-        index=index, scene=scene, t=index / 4, local_t=0.0, pose=Pose(), fov=40.0, near=1.0,
-        far=10.0, strength=strength, diffuse=True,
+        index=index,
+        scene=scene,
+        t=index / 4,
+        local_t=0.0,
+        pose=Pose(),
+        fov=40.0,
+        near=1.0,
+        far=10.0,
+        strength=strength,
+        diffuse=True,
     )
 
 
 def make_plan(folders, scenes: tuple[ScenePlan, ...], **models: str) -> Plan:
-    chosen = {"prior": str(folders.prior), "decoder": str(folders.decoder),
-              "inpaint": str(folders.inpaint), **models}
+    chosen = {
+        "prior": str(folders.prior),
+        "decoder": str(folders.decoder),
+        "inpaint": str(folders.inpaint),
+        **models,
+    }
     frames = tuple(frame_plan(i, min(i // 4, len(scenes) - 1)) for i in range(4 * len(scenes)))
-    return Plan(fps=4, width=SIZE, height=SIZE, seed=7, engine="kandinsky", scenes=scenes,
-                frames=frames, models=chosen)
+    return Plan(
+        fps=4,
+        width=SIZE,
+        height=SIZE,
+        seed=7,
+        engine="kandinsky",
+        scenes=scenes,
+        frames=frames,
+        models=chosen,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +170,13 @@ def test_prior_runs_once_per_scene_in_prepare(monkeypatch, store, tiny_models, t
     assert calls == [("a lighthouse at dusk", "low quality"), ("a steampunk city", "low quality")]
     engine.prepare(plan)  # a second plan with the same scenes: cached
     engine.first_frame(two_scenes[0], plan.frames[0], None)
-    engine.repair(np.zeros((SIZE, SIZE, 3), np.uint8), np.zeros((SIZE, SIZE), bool),
-                  plan.frames[1], two_scenes[0], [(0, 1.0)])
+    engine.repair(
+        np.zeros((SIZE, SIZE, 3), np.uint8),
+        np.zeros((SIZE, SIZE), bool),
+        plan.frames[1],
+        two_scenes[0],
+        [(0, 1.0)],
+    )
     assert len(calls) == 2
 
 
@@ -165,9 +204,13 @@ def test_negative_prompt_conditions_the_decoder(store, tiny_models, warped, spy_
     assert not torch.allclose(without[0], with_negative[0])
     # the negative half is the prior's embedding of the negative prompt itself
     prior = store.prior(str(tiny_models.prior))
-    direct = prior(prompt=blurry.prompt, negative_prompt=blurry.negative_prompt,
-                   num_inference_steps=25, guidance_scale=4.0,
-                   generator=torch.Generator().manual_seed(blurry.seed))
+    direct = prior(
+        prompt=blurry.prompt,
+        negative_prompt=blurry.negative_prompt,
+        num_inference_steps=25,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(blurry.seed),
+    )
     torch.testing.assert_close(with_negative[0], direct.negative_image_embeds[0])
     torch.testing.assert_close(with_negative[1], direct.image_embeds[0])
 
@@ -194,14 +237,18 @@ def test_repair_runs_steps_times_strength_and_fills_holes_with_inpainting(
     decoder = spy_unet(store.decoder(str(tiny_models.decoder)).unet)
     inpaint = spy_unet(store.inpaint(str(tiny_models.inpaint)).unet)
     image, holes = warped
-    engine.repair(image, np.zeros_like(holes), frame_plan(1, strength=0.3), two_scenes[0], [(0, 1.0)])
+    engine.repair(
+        image, np.zeros_like(holes), frame_plan(1, strength=0.3), two_scenes[0], [(0, 1.0)]
+    )
     assert (len(decoder.calls), len(inpaint.calls)) == (denoising_steps(STEPS, 0.3), 0)
     engine.repair(image, holes, frame_plan(1, strength=0.5), two_scenes[0], [(0, 1.0)])
     assert len(inpaint.calls) == denoising_steps(min(STEPS, FILL_STEPS), FILL_STRENGTH)
     assert len(decoder.calls) == denoising_steps(STEPS, 0.3) + denoising_steps(STEPS, 0.5)
 
 
-def test_without_inpaint_model_holes_are_filled_by_img2img(store, tiny_models, two_scenes, warped, spy_unet):
+def test_without_inpaint_model_holes_are_filled_by_img2img(
+    store, tiny_models, two_scenes, warped, spy_unet
+):
     engine = KandinskyEngine(store)
     engine.prepare(make_plan(tiny_models, two_scenes, inpaint="none"))
     decoder = spy_unet(store.decoder(str(tiny_models.decoder)).unet)
@@ -219,14 +266,22 @@ def test_hole_filling_keeps_the_known_latents_exactly(engine, store, tiny_models
     keep[..., :3] = 0.0
     embeddings = engine.conditioning_embeddings([(0, 1.0)])
     result = engine._denoise(
-        _Denoiser(inpaint.unet, inpaint.scheduler, inpainting=True), clean, embeddings,
-        steps=10, strength=0.8, guidance=4.0, generator=torch.Generator().manual_seed(1), keep=keep,
+        _Denoiser(inpaint.unet, inpaint.scheduler, inpainting=True),
+        clean,
+        embeddings,
+        steps=10,
+        strength=0.8,
+        guidance=4.0,
+        generator=torch.Generator().manual_seed(1),
+        keep=keep,
     )
     assert torch.equal(result[..., 3:], clean[..., 3:])
     assert not torch.allclose(result[..., :3], clean[..., :3])
 
 
-def test_morph_passes_slerped_embeddings_to_the_decoder(engine, store, tiny_models, two_scenes, warped, spy_unet):
+def test_morph_passes_slerped_embeddings_to_the_decoder(
+    engine, store, tiny_models, two_scenes, warped, spy_unet
+):
     spy = spy_unet(store.decoder(str(tiny_models.decoder)).unet)
     image, _ = warped
     no_holes = np.zeros((SIZE, SIZE), bool)

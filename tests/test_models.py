@@ -34,7 +34,10 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def test_spec_defaults_come_from_the_schema_module(no_model_env):
     spec = ModelSpec.resolve()
     assert (spec.prior, spec.decoder, spec.inpaint, spec.depth) == (
-        DEFAULT_PRIOR, DEFAULT_DECODER, DEFAULT_INPAINT, None
+        DEFAULT_PRIOR,
+        DEFAULT_DECODER,
+        DEFAULT_INPAINT,
+        None,
     )
     assert spec.depth_model("midas") == "Intel/dpt-hybrid-midas"
 
@@ -61,8 +64,14 @@ def test_spec_rejects_unknown_roles():
 
 @pytest.mark.parametrize(
     ("model_id", "folder"),
-    [("owner/name", False), ("./models/prior", True), ("/abs/prior", True), ("a/b/c", True),
-     ("~/prior", True), ("prior", True)],
+    [
+        ("owner/name", False),
+        ("./models/prior", True),
+        ("/abs/prior", True),
+        ("a/b/c", True),
+        ("~/prior", True),
+        ("prior", True),
+    ],
 )
 def test_hub_ids_and_folders_are_told_apart(model_id, folder):
     assert models.looks_like_folder(model_id) is folder
@@ -99,14 +108,12 @@ def test_device_and_dtype_errors(monkeypatch):
 
 
 def test_out_of_memory_becomes_a_runtime_failure_with_remedies():
-    with pytest.raises(RuntimeFailure) as caught:
-        with models.out_of_memory_as_failure("repairing frame 3"):
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+    with pytest.raises(RuntimeFailure) as caught, models.out_of_memory_as_failure("frame 3"):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
     assert "frame 3" in caught.value.message
     assert "resolution" in caught.value.hint and "--offload" in caught.value.hint
-    with pytest.raises(ValueError):  # anything else passes through untouched
-        with models.out_of_memory_as_failure("x"):
-            raise ValueError("unrelated")
+    with pytest.raises(ValueError), models.out_of_memory_as_failure("x"):
+        raise ValueError("unrelated")  # anything else passes through untouched
 
 
 # -- the store ---------------------------------------------------------------------------
@@ -148,6 +155,16 @@ def test_store_uses_sdpa_attention(tiny_models):
     assert kinds and all(k.endswith("2_0") for k in kinds), kinds
 
 
+def test_use_sdpa_upgrades_classic_attention_processors():
+    import tiny_models as tm
+    from diffusers.models.attention_processor import AttnAddedKVProcessor
+
+    unet = tm.tiny_unet()
+    unet.set_attn_processor(AttnAddedKVProcessor())
+    models.use_sdpa(unet)
+    assert {type(p).__name__ for p in unet.attn_processors.values()} == {"AttnAddedKVProcessor2_0"}
+
+
 def test_missing_local_folder_is_one_clear_error(tmp_path):
     store = ModelStore(device=CPU)
     with pytest.raises(WeightsMissing) as caught:
@@ -168,13 +185,18 @@ def test_uncached_hub_id_offline_fails_fast_with_remedies():
     assert time.monotonic() - started < 30
 
 
-def test_check_names_every_missing_model_in_one_error(tmp_path):
+def test_check_names_every_missing_model_in_one_error(tmp_path, tiny_models):
     spec = ModelSpec(prior=str(tmp_path / "p"), decoder="kandinsky-community/kandinsky-2-2-decoder")
     with pytest.raises(WeightsMissing) as caught:
-        ModelStore(device=CPU).check(spec)
+        ModelStore(device=CPU).check(spec, depth_backends=["midas", "heuristic", "midas"])
     assert str(tmp_path / "p") in caught.value.message
     assert "kandinsky-2-2-decoder" in caught.value.message
+    assert caught.value.message.count("Intel/dpt-hybrid-midas") == 1
     assert_both_remedies(caught.value)
+    present = ModelSpec(
+        prior=str(tiny_models.prior), decoder=str(tiny_models.decoder), depth=str(tiny_models.midas)
+    )
+    ModelStore(device=CPU).check(present, depth_backends=["midas", "depth-anything"])
 
 
 def test_missing_inpaint_model_falls_back_instead_of_failing(tmp_path):
@@ -196,7 +218,8 @@ def test_pull_leaves_local_folders_alone(tiny_models):
     lines: list[str] = []
     pulled = pull(spec=spec, progress=lines.append)
     assert [(p.role, p.path) for p in pulled] == [
-        ("prior", str(tiny_models.prior)), ("decoder", str(tiny_models.decoder))
+        ("prior", str(tiny_models.prior)),
+        ("decoder", str(tiny_models.decoder)),
     ]
     assert len(lines) == 2 and lines[0].startswith("[1/2] prior")
 
@@ -223,13 +246,17 @@ def test_pull_list_with_all_adds_both_depth_models():
 # -- CLI: doctor and models pull ------------------------------------------------------------
 
 
-def test_doctor_reports_devices_codecs_and_weights(tiny_model_env):
+def test_doctor_reports_devices_codecs_and_weights(tiny_model_env, monkeypatch):
     from kandanim.doctor import run_checks
+
+    monkeypatch.delenv("KANDANIM_DEPTH")  # the default depth models: not cached here
 
     checks = {c.name: c for c in run_checks()}
     assert checks["packages"].ok
     assert checks["encoder libx264"].ok and checks["encoder libx264"].required
-    assert checks["weights prior"].ok and str(tiny_model_env.prior) in checks["weights prior"].detail
+    assert (
+        checks["weights prior"].ok and str(tiny_model_env.prior) in checks["weights prior"].detail
+    )
     midas = checks["weights depth midas"]
     assert not midas.ok and "models pull --all" in midas.fix
     assert all(c.fix for c in checks.values() if not c.ok)

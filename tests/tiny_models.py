@@ -55,7 +55,9 @@ class TinyFolders:
 def byte_symbols() -> list[str]:
     """One printable character per byte, as byte-level BPE writes them: printable Latin-1
     bytes stand for themselves, the rest are shifted past 255 so none is whitespace."""
-    printable = set(range(ord("!"), ord("~") + 1)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
+    printable = (
+        set(range(ord("!"), ord("~") + 1)) | set(range(0xA1, 0xAD)) | set(range(0xAE, 0x100))
+    )
     shifted = iter(range(256, 512))
     return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
 

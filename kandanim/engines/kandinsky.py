@@ -103,7 +103,7 @@ class KandinskyEngine:
         self.spec = ModelSpec.resolve()
         self._size = (0, 0)
         self._scenes: tuple[ScenePlan, ...] = ()
-        self._embeddings: dict[tuple[str, str, int], Embeddings] = {}
+        self._embeddings: dict[tuple[str, str, str, int], Embeddings] = {}
         self._estimators: dict[str, DepthEstimator] = {}
 
     # -- protocol ------------------------------------------------------------------------
@@ -112,7 +112,8 @@ class KandinskyEngine:
         self.spec = ModelSpec.resolve(plan.models)
         self._size = (plan.width, plan.height)
         self._scenes = plan.scenes
-        self.store.check(self.spec)  # one error naming every missing model, before any load
+        # one error naming every missing model, before anything loads
+        self.store.check(self.spec, depth_backends=[s.depth for s in plan.scenes])
         self.store.prior(self.spec.prior)
         self.store.decoder(self.spec.decoder)
         self.store.inpaint(self.spec.inpaint)
@@ -180,21 +181,25 @@ class KandinskyEngine:
                 latents = self._fill_holes(latents, hole_mask, embeddings, scene, generator)
             refiner = _Denoiser(decoder.unet, decoder.scheduler, inpainting=False)
             latents = self._denoise(
-                refiner, latents, embeddings, scene.steps, frame.strength, scene.guidance,
+                refiner,
+                latents,
+                embeddings,
+                scene.steps,
+                frame.strength,
+                scene.guidance,
                 generator,
             )
             decoded = decoder.movq.decode(latents, force_not_quantize=True, return_dict=False)[0]
             return _signed_to_frame(decoded)
 
     def depth_estimator(self, backend: str) -> DepthEstimator:
+        if backend in MODEL_DEPTH_BACKENDS:
+            # the store caches by (backend, model id): a later plan may name another model
+            return self.store.depth_estimator(backend, self.spec.depth_model(backend))
         if backend not in self._estimators:
-            if backend in MODEL_DEPTH_BACKENDS:
-                model_id = self.spec.depth_model(backend)
-                self._estimators[backend] = self.store.depth_estimator(backend, model_id)
-            else:
-                from kandanim.depth import create_estimator
+            from kandanim.depth import create_estimator
 
-                self._estimators[backend] = create_estimator(backend)
+            self._estimators[backend] = create_estimator(backend)
         return self._estimators[backend]
 
     # -- embeddings ----------------------------------------------------------------------
@@ -227,8 +232,8 @@ class KandinskyEngine:
         return self._scenes[index]
 
     def _scene_embeddings(self, scene: ScenePlan) -> Embeddings:
-        """Run the prior for a scene's prompt, at most once per (prompt, negative, seed)."""
-        key = (scene.prompt, scene.negative_prompt, scene.seed)
+        """Run the prior for a scene's prompt, at most once per (prior, prompt, negative, seed)."""
+        key = (self.spec.prior, scene.prompt, scene.negative_prompt, scene.seed)
         if key not in self._embeddings:
             prior = self.store.prior(self.spec.prior)
             # An empty negative prompt means "no negative": the prior then returns the
@@ -267,8 +272,14 @@ class KandinskyEngine:
             decoder = self._decoder()
             denoiser = _Denoiser(decoder.unet, decoder.scheduler, inpainting=False)
         return self._denoise(
-            denoiser, latents, embeddings, min(scene.steps, self.fill_steps),
-            self.fill_strength, scene.guidance, generator, keep=keep,
+            denoiser,
+            latents,
+            embeddings,
+            min(scene.steps, self.fill_steps),
+            self.fill_strength,
+            scene.guidance,
+            generator,
+            keep=keep,
         )
 
     def _denoise(
@@ -293,8 +304,9 @@ class KandinskyEngine:
         unet, scheduler = denoiser.unet, denoiser.scheduler
         timesteps = schedule_tail(scheduler, steps, strength)
         device = clean.device
+        levels = torch.tensor(timesteps, device=device)  # one upload for the whole loop
         noise = torch.randn(clean.shape, generator=generator, device=device, dtype=clean.dtype)
-        latents = scheduler.add_noise(clean, noise, torch.tensor(timesteps[:1], device=device))
+        latents = scheduler.add_noise(clean, noise, levels[:1])
         image_embeds = embeddings.for_guidance(guidance, unet.dtype)
         guided = guidance > 1.0
         extra = None
@@ -320,8 +332,7 @@ class KandinskyEngine:
             )[0]
             if keep is not None:
                 if i + 1 < len(timesteps):
-                    level = torch.tensor(timesteps[i + 1 : i + 2], device=device)
-                    known = scheduler.add_noise(clean, noise, level)
+                    known = scheduler.add_noise(clean, noise, levels[i + 1 : i + 2])
                 else:
                     known = clean
                 latents = keep * known + (1.0 - keep) * latents
@@ -399,7 +410,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (direction * length).to(a.dtype)
 
 
-def latent_keep_mask(holes: torch.Tensor, latent_size: torch.Size | tuple[int, int]) -> torch.Tensor:
+def latent_keep_mask(
+    holes: torch.Tensor, latent_size: torch.Size | tuple[int, int]
+) -> torch.Tensor:
     """(1, 1, h, w) mask on the latent grid, 1 = keep. A latent cell is repainted when any of
     its pixels is a hole, and so are its 8 neighbours: MoVQ's receptive field spans cells,
     so a one-cell margin hides the seam (diffusers' inpaint pipelines widen it the same way)."""
@@ -434,7 +447,9 @@ def fill_from_surroundings(image: torch.Tensor, holes: torch.Tensor) -> torch.Te
 
 def _check_frame(warped: np.ndarray, holes: np.ndarray) -> None:
     if warped.ndim != 3 or warped.shape[2] != 3 or warped.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 (H, W, 3) frame, got {warped.dtype} {warped.shape}")
+        raise ValueError(
+            f"expected an RGB uint8 (H, W, 3) frame, got {warped.dtype} {warped.shape}"
+        )
     if holes.shape != warped.shape[:2] or holes.dtype != np.bool_:
         raise ValueError(f"expected a bool (H, W) hole mask, got {holes.dtype} {holes.shape}")
     if warped.shape[0] % LATENT_SCALE or warped.shape[1] % LATENT_SCALE:
@@ -449,4 +464,3 @@ def _signed_to_frame(image: torch.Tensor) -> np.ndarray:
 def _unit_to_frame(image: torch.Tensor) -> np.ndarray:
     pixels = (image[0].float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
     return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
-
