@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -90,7 +91,7 @@ def _not_available(what: str) -> None:
 
 
 PresetsOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--presets", help="Extra folder of effect presets (*.yaml).", show_default=False),
 ]
 
@@ -150,7 +151,7 @@ def plan(
 
 @app.command()
 def effects(
-    name: Annotated[Optional[str], typer.Argument(help="Show one effect in full.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Show one effect in full.")] = None,
     presets: PresetsOption = None,
 ) -> None:
     """List the camera effects, or show one with its keyframes.
@@ -179,18 +180,22 @@ def schema() -> None:
 def render(
     scripts: Annotated[list[Path], typer.Argument(help="One or more screenplay files.")],
     output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Output file (single script).")
+        str | None,
+        typer.Option(
+            "-o", "--output",
+            help="Output (single script): .mp4, .webm, .gif, or a folder ending in / for PNGs.",
+        ),
     ] = None,
     out_dir: Annotated[
-        Optional[Path], typer.Option("--out-dir", help="Folder for the outputs of many scripts.")
+        Path | None, typer.Option("--out-dir", help="Folder for the outputs of many scripts.")
     ] = None,
     engine: Annotated[
-        Optional[str], typer.Option("--engine", help="kandinsky (default) or preview.")
+        str | None, typer.Option("--engine", help="kandinsky (default) or preview.")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cuda, mps or cpu.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, fp16, bf16 or fp32.")] = "auto",
     offload: Annotated[bool, typer.Option(help="Model CPU offload for small GPUs.")] = False,
-    seed: Annotated[Optional[int], typer.Option(help="Override the screenplay's seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the screenplay's seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted render.")] = True,
     keep_frames: Annotated[bool, typer.Option(help="Keep the work folder of frames.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
@@ -211,7 +216,7 @@ def render(
     )
     try:
         results = render_scripts(
-            scripts, options=options, output=output, out_dir=out_dir,
+            scripts, options=options, output=_output_path(output), out_dir=out_dir,
             progress=_progress(quiet), notify=_notice, on_result=_report_result,
         )
     except KandanimError as error:
@@ -224,12 +229,15 @@ def render(
 @app.command()
 def preview(
     effect: Annotated[str, typer.Option("--effect", "-e", help="Effect name.")] = "zoom-in",
-    image: Annotated[Optional[Path], typer.Option("--image", help="Start from this picture.")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Start from this picture.")] = None,
     duration: Annotated[float, typer.Option(help="Seconds.")] = 4.0,
     resolution: Annotated[str, typer.Option(help="landscape, square, portrait or WxH.")] = "square",
     fps: Annotated[int, typer.Option(help="Frames per second.")] = 24,
     depth: Annotated[str, typer.Option(help="heuristic, flat, midas or depth-anything.")] = "heuristic",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", help=".mp4, .webm, .gif, or a folder ending in / for PNGs."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
     presets: PresetsOption = None,
 ) -> None:
@@ -239,7 +247,7 @@ def preview(
     """
     from kandanim.jobs import RenderOptions, render_preview
 
-    target = output or Path(f"preview-{effect}.mp4")
+    target = _output_path(output) or Path(f"preview-{effect}.mp4")
     options = RenderOptions(engine="preview", force=True, extra_presets=_dirs(presets))
     try:
         written = render_preview(
@@ -388,7 +396,7 @@ class _PlainProgress:
         pass
 
 
-def _progress(quiet: bool) -> "ProgressLike":
+def _progress(quiet: bool) -> ProgressLike:
     from kandanim.jobs import NoProgress
 
     if quiet:
@@ -396,7 +404,18 @@ def _progress(quiet: bool) -> "ProgressLike":
     return _RichProgress() if err.is_terminal else _PlainProgress()
 
 
-def _dirs(folder: Optional[Path]) -> tuple[Path, ...]:
+def _output_path(text: str | None) -> Path | None:
+    """A trailing slash asks for a folder of PNG frames: create it so the path says so
+    (pathlib would drop the slash)."""
+    if text is None:
+        return None
+    path = Path(text)
+    if text.endswith(("/", os.sep)):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _dirs(folder: Path | None) -> tuple[Path, ...]:
     return (folder,) if folder is not None else ()
 
 

@@ -295,7 +295,7 @@ def _sidecar(plan: Plan, engine: Engine, screenplay_text: str) -> dict[str, Any]
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as metadata
+    from importlib import metadata
 
     versions = {"python": platform.python_version()}
     for package in ("numpy", "opencv-python-headless", "av", "torch", "diffusers", "transformers"):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kandanim.camera import Pose, intrinsics, relative_move
-from kandanim.coherence import match_colours, unsharp
+from kandanim.coherence import ColourReference, unsharp
 from kandanim.depth import DepthTracker
 from kandanim.engines.base import Conditioning, Engine
 from kandanim.fill import ClassicalFiller
@@ -173,7 +173,7 @@ class _Stream:
         scene = self.renderer.plan.scenes[self.scene_at(frame)]
         reference = self.state.colour_reference
         if scene.colour_coherence and reference is not None:
-            matched = match_colours(image, reference)
+            matched = self.renderer.colour_reference(reference).match(image)
             weight = self._morph_weight(frame)
             image = matched if weight == 0.0 else _mix(matched, image, weight)
         if scene.sharpen > 0:
@@ -217,6 +217,7 @@ class Renderer:
         }
         self.filler = ClassicalFiller()
         self._intrinsics: dict[float, np.ndarray] = {}
+        self._colour_references: dict[int, tuple[np.ndarray, ColourReference]] = {}
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         for frame in self.plan.frames[self.state.next_index :]:
@@ -258,6 +259,14 @@ class Renderer:
         scene = self.plan.scenes[span.scenes[0]]
         estimator = self.engine.depth_estimator(scene.depth)
         return DepthTracker(estimator, frame.near, frame.far, smoothing=DEPTH_SMOOTHING)
+
+    def colour_reference(self, reference: np.ndarray) -> ColourReference:
+        """The reference's histograms, computed once per reference frame."""
+        cached = self._colour_references.get(id(reference))
+        if cached is None or cached[0] is not reference:
+            cached = (reference, ColourReference(reference))
+            self._colour_references = {id(reference): cached}  # one scene at a time is typical
+        return cached[1]
 
     def intrinsics(self, fov: float) -> np.ndarray:
         if fov not in self._intrinsics:

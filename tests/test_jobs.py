@@ -212,3 +212,32 @@ def test_png_folder_output(tmp_path: Path) -> None:
     kandanim("render", script, "--engine", "preview", "-o", f"{out}/", "-q", check=True)
     assert sorted(p.name for p in out.glob("*.png"))[:2] == ["000000.png", "000001.png"]
     assert len(list(out.glob("*.png"))) == 24
+
+
+def test_disk_full_while_saving_frames_fails_cleanly(tmp_path: Path, monkeypatch) -> None:
+    """ENOSPC from the frame saver: exit 1 with a clear message, no partial video left."""
+    import errno
+
+    from kandanim import resume
+
+    script = write_script(tmp_path)
+    calls = {"n": 0}
+    real = resume._atomic_write
+
+    def failing_write(path: Path, data: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(resume, "_atomic_write", failing_write)
+    from typer.testing import CliRunner
+
+    from kandanim.cli import app
+
+    out = tmp_path / "full.mp4"
+    result = CliRunner().invoke(app, ["render", str(script), "--engine", "preview", "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "No space left on device" in result.output
+    assert not out.exists()
+    assert not list(tmp_path.glob(".full.mp4*")), "no temporary video left behind"
