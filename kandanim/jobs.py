@@ -119,11 +119,11 @@ def render_plan(
 ) -> int:
     """Render a plan to `output`, resumably. Returns the number of frames written."""
     check_output(output, force=options.force)
+    engine.prepare(plan)  # loads models: fails early, before anything is written
     work = WorkFolder(work_folder_for(output), _fingerprint(plan, engine, screenplay_text))
     resumed = work.open(resume=options.resume)
     if resumed.notice:
         notify(resumed.notice)
-    engine.prepare(plan)
     renderer = Renderer(plan, engine, resumed.state)
     done = renderer.state.next_index
     progress.start(output.name, plan.frame_count, done)
