@@ -24,7 +24,7 @@ from kandanim.encode import AudioTrack, check_output, open_writer
 from kandanim.engines.base import Engine
 from kandanim.errors import Interrupted, KandanimError, UserError
 from kandanim.plan import Plan, build_plan
-from kandanim.render import Renderer
+from kandanim.render import Renderer, supports_morph
 from kandanim.resume import WorkFolder, work_folder_for
 from kandanim.screenplay import LoadedScreenplay, load_screenplay
 
@@ -124,6 +124,8 @@ def render_plan(
     resumed = work.open(resume=options.resume)
     if resumed.notice:
         notify(resumed.notice)
+    if not supports_morph(engine) and any(s.transition_in == "morph" for s in plan.scenes):
+        notify(f"the {engine.name} engine has no morph: morph transitions render as dissolves")
     renderer = Renderer(plan, engine, resumed.state)
     done = renderer.state.next_index
     progress.start(output.name, plan.frame_count, done)

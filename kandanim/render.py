@@ -16,7 +16,6 @@ every clean frame, so an interrupted render resumes bit-identically (see `resume
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,8 +28,6 @@ from kandanim.engines.base import Conditioning, Engine
 from kandanim.fill import ClassicalFiller
 from kandanim.plan import FramePlan, Plan
 from kandanim.warp import forward_warp
-
-log = logging.getLogger(__name__)
 
 DEPTH_SMOOTHING = 0.5  # weight of the past in the depth tracker's moving average
 
@@ -207,10 +204,7 @@ class Renderer:
     def __init__(self, plan: Plan, engine: Engine, state: RenderState | None = None) -> None:
         self.plan = plan
         self.engine = engine
-        morph = bool(getattr(engine, "supports_morph", False))
-        if not morph and any(s.transition_in == "morph" for s in plan.scenes[1:]):
-            log.warning("engine %s has no morph; using dissolve instead", engine.name)
-        self.spans = stream_spans(plan, morph=morph)
+        self.spans = stream_spans(plan, morph=supports_morph(engine))
         self.state = state or RenderState()
         self.streams: dict[int, _Stream] = {
             key: _Stream(self, s) for key, s in self.state.streams.items()
@@ -293,6 +287,11 @@ class Renderer:
         image = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         both = a.holes & b.holes
         return self.filler.fill(image, both) if both.any() else image
+
+
+def supports_morph(engine: Engine) -> bool:
+    """Engines without prompt embeddings (preview) render a morph as a dissolve."""
+    return bool(getattr(engine, "supports_morph", False))
 
 
 def _mix(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:

@@ -241,3 +241,20 @@ def test_disk_full_while_saving_frames_fails_cleanly(tmp_path: Path, monkeypatch
     assert "No space left on device" in result.output
     assert not out.exists()
     assert not list(tmp_path.glob(".full.mp4*")), "no temporary video left behind"
+
+
+@pytest.mark.parametrize("kind", ["init_image", "audio"])
+def test_corrupt_input_files_are_clear_errors(tmp_path: Path, kind: str) -> None:
+    broken = tmp_path / ("photo.png" if kind == "init_image" else "music.mp3")
+    broken.write_bytes(b"\x89PNG not really" if kind == "init_image" else b"ID3 garbage")
+    script = tmp_path / "s.yaml"
+    extra = (f"    init_image: {broken.name}\n" if kind == "init_image" else "")
+    top = (f"audio: {{path: {broken.name}}}\n" if kind == "audio" else "")
+    script.write_text(
+        f"version: 1\nfps: 12\nresolution: 64x64\nseed: 1\n{top}"
+        f"scenes:\n  - prompt: x\n    effect: zoom-in\n    duration: 0.5\n{extra}"
+    )
+    result = kandanim("render", script, "--engine", "preview", "-o", tmp_path / "o.mp4")
+    assert result.returncode == 2, result.stderr
+    assert broken.name in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o.mp4").exists()
