@@ -16,7 +16,7 @@ every clean frame, so an interrupted render resumes bit-identically (see `resume
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -299,5 +299,3 @@ def _mix(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     mixed = a.astype(np.float32) * (1.0 - weight) + b.astype(np.float32) * weight
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
-
-ProgressCallback = Callable[[int, int], None]
