@@ -71,23 +71,28 @@ def _root(
     )
 
 
-def _fail(error: KandanimError) -> None:
-    """Print a user-facing error (no traceback) and exit with its code."""
+def _print_error(error: KandanimError, source: str | None = None) -> None:
+    """Every problem on stderr, one per line, without a traceback; `source` names the
+    script when the message does not already."""
     if isinstance(error, ScreenplayError):
-        for diagnostic in error.diagnostics:
-            err.print(f"[bold red]error[/]: {escape(str(diagnostic))}", highlight=False)
+        lines = [str(d) for d in error.diagnostics]
+    elif source and source not in error.message:
+        lines = [f"{source}: {error.message}"]
+    else:
+        lines = [error.message]
+    for line in lines:
+        err.print(f"[bold red]error[/]: {escape(line)}")
+    if error.hint:
+        err.print(f"[dim]hint[/]: {escape(error.hint)}")
+
+
+def _fail(error: KandanimError) -> None:
+    """Print a user-facing error and exit with its code."""
+    _print_error(error)
+    if isinstance(error, ScreenplayError):
         count = len(error.diagnostics)
         err.print(f"{count} error{'s' if count != 1 else ''} found.")
-    else:
-        err.print(f"[bold red]error[/]: {escape(error.message)}")
-    if error.hint:
-        err.print(f"[dim]hint[/]: {error.hint}")
     raise typer.Exit(error.exit_code)
-
-
-def _not_available(what: str) -> None:
-    err.print(f"[yellow]{what} is not available yet.[/]")
-    raise typer.Exit(1)
 
 
 PresetsOption = Annotated[
@@ -111,15 +116,9 @@ def validate(
     for script in scripts:
         try:
             load_screenplay(script, extra_presets=_dirs(presets))
-        except ScreenplayError as error:
-            failed = True
-            for diagnostic in error.diagnostics:
-                err.print(f"[bold red]error[/]: {escape(str(diagnostic))}")
         except KandanimError as error:
             failed = True
-            err.print(f"[bold red]error[/]: {escape(error.message)}")
-            if error.hint:
-                err.print(f"[dim]hint[/]: {escape(error.hint)}")
+            _print_error(error, str(script))
         else:
             err.print(f"[green]ok[/] {script}")
     raise typer.Exit(2 if failed else 0)
@@ -313,13 +312,7 @@ def _report_result(result: JobResult) -> None:
         out.print(str(result.output))
         return
     if result.error is not None:
-        if isinstance(result.error, ScreenplayError):
-            for diagnostic in result.error.diagnostics:
-                err.print(f"[bold red]error[/]: {diagnostic}")
-        else:
-            err.print(f"[bold red]error[/]: {result.script}: {result.error.message}")
-        if result.error.hint:
-            err.print(f"[dim]hint[/]: {result.error.hint}")
+        _print_error(result.error, result.script)
 
 
 def _summary_table(results: list[JobResult]) -> Table:

@@ -322,8 +322,16 @@ def render_preview(
     notify: Callable[[str], None],
 ) -> Path:
     """`kandanim preview`: a one-scene screenplay built in memory, rendered by `preview`."""
+    from kandanim.presets import load_catalogue
     from kandanim.screenplay import from_mapping
+    from kandanim.sources import did_you_mean
 
+    catalogue = load_catalogue(options.extra_presets)
+    if catalogue.get(effect) is None:
+        raise UserError(
+            f"--effect: unknown effect {effect!r}{did_you_mean(effect, catalogue.names())}",
+            hint="`kandanim effects` lists them",
+        )
     scene: dict[str, Any] = {"prompt": f"{effect} preview", "effect": effect, "depth": depth}
     if image is not None:
         scene["init_image"] = str(image.resolve())
