@@ -98,7 +98,10 @@ class _Stream:
         self.renderer = renderer
         self.state = state
         self.tracker = renderer.make_tracker(state.span, state.position)
-        self.tracker.load_state(state.tracker)
+        if state.tracker:  # a resumed stream; a new one starts with a fresh tracker
+            self.tracker.load_state(state.tracker)
+        else:
+            state.tracker = self.tracker.state()
         self.pending: dict[int, np.ndarray] = {}
         self.clean_depth: np.ndarray | None = None
 
@@ -224,8 +227,8 @@ class Renderer:
             if stream is None:
                 source = images[-1] if images else None
                 stream = self._start(span, frame, source)
-            images.append(stream.state.frame if stream.state.position == frame.index
-                          else stream.image_for(frame))
+            started_here = stream.state.position == frame.index
+            images.append(stream.state.frame if started_here else stream.image_for(frame))
         for key in [k for k, s in self.streams.items() if s.state.span.last <= frame.index]:
             del self.streams[key]
         self.state = RenderState(
@@ -242,9 +245,7 @@ class Renderer:
         scene = self.plan.scenes[span.scenes[0]]
         image = self.engine.first_frame(scene, frame, source)
         reference = image if scene.colour_coherence else None
-        tracker = self.make_tracker(span, frame.index)
-        state = StreamState(span, frame.index, image, frame.pose, reference, tracker.state())
-        stream = _Stream(self, state)
+        stream = _Stream(self, StreamState(span, frame.index, image, frame.pose, reference, {}))
         self.streams[span.first] = stream
         return stream
 
