@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/kandanim render scenes/demo.yaml --engine preview -o out/demo.mp4 --force
+	$(VENV)/bin/kandanim render scenes/demo.yaml --engine preview -o out/demo.mp4
 
 contact-sheet: install
 	$(PY) -m kandanim.tools.contact_sheet out/demo.mp4 docs/demo-contact-sheet.png
