@@ -7,25 +7,29 @@ splatted to the target pixel it lands in. Where several land in one pixel the ne
 (target pixel → sub-pixel source position) and one bilinear `cv2.remap` samples the image,
 so a 0.3 px move shifts the picture by 0.3 px instead of snapping to whole pixels.
 
-How it stays fast (numpy + OpenCV, no Python loops over pixels, ~5 ms at 640² on one core):
+How it stays fast (numpy + OpenCV, no Python loops over pixels):
 
-* The projection folds K, R and t into `A = K·R·K⁻¹` and `b = K·t`, so a target point is
-  `z·A·[u, v, 1] + b`: a few float32 array operations on cached pixel grids. Landing
-  coordinates come out already shifted into the z-buffer's padded layout (+1 margin,
-  +0.5 for rounding), so one truncation gives the target cell.
+* Projection is one `cv2.transform` per strip of rows: dividing the homogeneous point
+  `z·A·[u, v, 1] + b` (`A = K·R·K⁻¹`, `b = K·t`) by the source depth z makes it linear
+  in `(u, v, 1/z)`, i.e. a 3×4 matrix applied to a cached `(u, v, ·)` grid.
 * The z-buffer is one `np.minimum.at` over int64 keys `depth_bits << 32 | source_index`.
   The bit pattern of a positive float32 orders like the float, so the smallest key is
   the nearest point; ties go to the lower source index, so results are deterministic.
+  The index halves are written once per frame size; each frame writes only the depths.
 * The winner's offset `source − landing position` is gathered per target pixel; the map
   is `target + offset`, exact to first order within the pixel.
-* Every intermediate lives in a per-thread workspace allocated once per frame size: no
-  fresh multi-megabyte temporaries (and their page faults) per frame.
+* Sources are processed in strips of rows whose intermediates stay in cache, in a
+  per-thread workspace allocated once per frame size: no fresh multi-megabyte
+  temporaries (and their page faults) per frame. Tears are judged only at the few gaps,
+  after the z-buffer, not for every source pixel.
 
 Holes (`WarpResult.holes`) are target pixels that nothing landed on — new border content,
-disocclusions — plus pixels whose winner sits on a *torn* edge: a source pixel whose
-neighbour lands more than `edge_threshold` pixels away (a depth jump stretching apart).
-Single-pixel gaps from a gentle stretch (zoom-in, rotation rounding) are not holes: they
-are filled by interpolating the map from the two opposite neighbours.
+disocclusions — grown by one pixel, because the pixels along a depth edge carry colour
+blended across it. Gaps that rounding leaves in a gently stretched surface (zoom-in,
+rotation) are not holes: they are filled by interpolating the map from two opposite
+neighbours. A gap whose neighbours come from source pixels stretched more than
+`edge_threshold` times apart is a *tear* (a depth jump pulling apart, even by one
+pixel) and stays a hole.
 """
 
 from __future__ import annotations
@@ -39,26 +43,28 @@ import cv2
 import numpy as np
 
 DEFAULT_EDGE_THRESHOLD = 1.5
-"""Neighbouring source pixels landing further apart than this (in target pixels) tear."""
+"""A gap whose two neighbours are this many times further apart than their sources tears."""
 
 MIN_DEPTH = 1e-3
 """Points at or behind this depth in the new camera (scene units) are dropped."""
 
 _HOLE = np.float32(-1.0e4)  # offset marking "no source": far outside any frame
 _HOLE_LIMIT = np.float32(-1.0e3)  # offsets below this are holes (frames are ≤ 2048 px)
+_DROPPED = np.float32(-1.0e9)  # landing given to dropped points: clips into the outer ring
 _EMPTY_KEY_HIGH = 0x7FFFFFFF  # above every finite positive float32 bit pattern
 _LOW_32_BITS = 0xFFFFFFFF
-_WORKSPACE_SIZES = 2  # frame sizes whose scratch arrays each thread keeps
-_MARGIN = 2  # cells around the frame in the z-buffer's padded grid (see `_Grids`)
-_STRIP_PIXELS = 16_384  # source pixels per strip: a strip's scratch arrays stay in cache
 _HIGH_HALF = 1 if sys.byteorder == "little" else 0  # int32 half holding an int64's high bits
+_MARGIN = 2  # cells around the frame in the z-buffer's padded grid (see `_Grids`)
+_STRIP_PIXELS = 65_536  # source pixels per strip: fewer calls, scratch still in cache
+_WORKSPACE_SIZES = 2  # frame sizes whose scratch arrays each thread keeps
+_GROW_KERNEL = np.ones((3, 3), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
 class WarpResult:
     """A warped frame and the pixels the filler must invent."""
 
-    image: np.ndarray  # (H, W, 3) uint8 RGB; hole pixels hold a copy of an edge pixel
+    image: np.ndarray  # (H, W, 3) uint8 RGB; holes hold pixel (0, 0) or, on their rim, samples
     holes: np.ndarray  # (H, W) bool
 
 
@@ -89,23 +95,21 @@ class WarpMap:
     def apply(self, image: np.ndarray) -> WarpResult:
         """Sample `image` (the frame the depth belongs to) through the map."""
         _check_image(image, self.holes.shape)
-        warped = cv2.remap(
-            image, self.map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-        return WarpResult(image=warped, holes=self.holes)
+        return WarpResult(image=_remap(image, self.map_xy), holes=self.holes)
 
 
 def forward_warp(
     image: np.ndarray,
     depth: np.ndarray,
-    K: np.ndarray,  # noqa: N803 — the usual name of the intrinsics matrix
+    K: np.ndarray,
     rotation: np.ndarray,
     translation: np.ndarray,
     *,
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
 ) -> WarpResult:
     """Warp `image` (RGB uint8, (H, W, 3)) seen with metric `depth` (z along the optical
-    axis, (H, W)) by the camera move `(rotation, translation)` from `camera.relative_move`.
+    axis, (H, W), positive) by the camera move `(rotation, translation)` from
+    `camera.relative_move`.
 
     An identity move returns an identical copy with no holes.
     """
@@ -119,7 +123,7 @@ def forward_warp(
 
 def warp_depth(
     depth: np.ndarray,
-    K: np.ndarray,  # noqa: N803
+    K: np.ndarray,
     rotation: np.ndarray,
     translation: np.ndarray,
     *,
@@ -142,7 +146,7 @@ def warp_depth(
 
 def warp_map(
     depth: np.ndarray,
-    K: np.ndarray,  # noqa: N803
+    K: np.ndarray,
     rotation: np.ndarray,
     translation: np.ndarray,
     *,
@@ -170,35 +174,27 @@ class _Grids:
     strip_rows: int  # source rows projected and splatted together
     padded_height: int
     padded_width: int
-    columns: np.ndarray  # (W,) float32 0 … W-1
-    rows: np.ndarray  # (H, 1) float32 0 … H-1
+    source_uv: np.ndarray  # (H, W, 3) float32 (column, row, 0): the transform's input
     padded_columns: np.ndarray  # (W,) float32 source column in the padded layout, + 0.5
     padded_rows: np.ndarray  # (H, 1) float32 source row in the padded layout, + 0.5
     target_xy: np.ndarray  # (H, W, 2) float32 (column, row) of every target pixel
-    padded_index: np.ndarray  # (H, W) int64 flat index of each pixel in the padded grid
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _grids(height: int, width: int) -> _Grids:
     columns = np.arange(width, dtype=np.float32)
     rows = np.arange(height, dtype=np.float32)[:, None]
     target_xy = np.empty((height, width, 2), dtype=np.float32)
     target_xy[..., 0] = columns
     target_xy[..., 1] = rows
-    padded_width = width + 2 * _MARGIN
-    padded_index = (
-        (np.arange(height, dtype=np.int64)[:, None] + _MARGIN) * padded_width
-        + np.arange(width, dtype=np.int64)[None, :]
-        + _MARGIN
-    )
+    source_uv = np.zeros((height, width, 3), dtype=np.float32)
+    source_uv[..., :2] = target_xy
     shift = np.float32(_MARGIN + 0.5)
-    strip_rows = max(1, _STRIP_PIXELS // width)
     grids = _Grids(
-        height, width, strip_rows, height + 2 * _MARGIN, padded_width, columns, rows,
-        columns + shift, rows + shift, target_xy, padded_index,
+        height, width, max(1, _STRIP_PIXELS // width), height + 2 * _MARGIN,
+        width + 2 * _MARGIN, source_uv, columns + shift, rows + shift, target_xy,
     )
-    for array in (grids.columns, grids.rows, grids.padded_columns, grids.padded_rows,
-                  target_xy, padded_index):
+    for array in (source_uv, grids.padded_columns, grids.padded_rows, target_xy):
         array.setflags(write=False)
     return grids
 
@@ -206,26 +202,20 @@ def _grids(height: int, width: int) -> _Grids:
 class _Workspace:
     """Scratch arrays for one frame size, reused frame after frame by one thread.
 
-    Strip arrays hold `strip_rows` source rows plus a halo row on each side (torn edges
-    look one row up and down); the rest is frame-sized.
+    Strip arrays hold `strip_rows` source rows; the rest is frame-sized.
     """
 
     def __init__(self, grids: _Grids) -> None:
         rows, width = grids.strip_rows, grids.width
-        halo_shape = (rows + 2, width)
-        self.x = np.empty(halo_shape, dtype=np.float32)  # landing, padded layout, + 0.5
-        self.y = np.empty(halo_shape, dtype=np.float32)
-        self.z = np.empty(halo_shape, dtype=np.float32)  # new-camera depth
-        self.inverse = np.empty(halo_shape, dtype=np.float32)
-        self.clipped = np.empty((rows, width), dtype=np.float32)
+        # (u, v, 1/z) per source pixel; u and v are copied once, 1/z written per frame
+        self.uvw = grids.source_uv.copy()
+        self.homogeneous = np.empty((rows, width, 3), dtype=np.float32)
+        self.x = np.empty((rows, width), dtype=np.float32)  # landing, padded layout, + 0.5
+        self.y = np.empty((rows, width), dtype=np.float32)
+        self.z = np.empty((rows, width), dtype=np.float32)  # new depth
         self.column = np.empty((rows, width), dtype=np.int32)
         self.target32 = np.empty((rows, width), dtype=np.int32)
         self.target = np.empty(rows * width, dtype=np.int64)
-        self.stretch_x = np.empty((rows, width - 1), dtype=np.float32)
-        self.torn_x = np.empty((rows, width - 1), dtype=bool)
-        self.stretch_y = np.empty((rows + 1, width), dtype=np.float32)
-        self.torn_y = np.empty((rows + 1, width), dtype=bool)
-        self.torn = np.empty((rows, width), dtype=bool)
 
         count = grids.height * width
         padded_count = grids.padded_height * grids.padded_width
@@ -261,7 +251,7 @@ def _workspace(grids: _Grids) -> _Workspace:
 
 def _build_map(
     depth: np.ndarray,
-    K: np.ndarray,  # noqa: N803
+    K: np.ndarray,
     rotation: np.ndarray,
     translation: np.ndarray,
     edge_threshold: float,
@@ -271,195 +261,177 @@ def _build_map(
     height, width = depth.shape
     grids = _grids(height, width)
     work = _workspace(grids)
-    move = _padded_move(K, rotation, translation)
+    matrix = _landing_matrix(K, rotation, translation)
     count = height * width
     work.zbuffer.fill(_EMPTY_KEY_HIGH << 32 | count)
-    # Strip by strip, so the dozen intermediate arrays stay in cache: only the offsets,
-    # the keys and the z-buffer itself are frame-sized.
     for start in range(0, height, grids.strip_rows):
-        _splat_strip(depth, move, start, min(start + grids.strip_rows, height),
-                     grids, work, edge_threshold)
+        _splat_strip(depth, matrix, start, min(start + grids.strip_rows, height), grids, work)
     zbuffer = work.zbuffer
     zbuffer &= _LOW_32_BITS
     framed = zbuffer.reshape(grids.padded_height, grids.padded_width)
     framed[[0, -1]] = count  # the outer ring collected everything outside: all holes
     framed[:, [0, -1]] = count
     np.take(work.pairs.view(np.int64).reshape(-1), zbuffer, out=work.gathered, mode="clip")
-    pairs = work.gathered.view(np.float32).reshape(-1, 2)
-    _fill_small_gaps(pairs, grids)
-    inner = pairs.reshape(grids.padded_height, grids.padded_width, 2)[
-        _MARGIN:-_MARGIN, _MARGIN:-_MARGIN
-    ]
-    holes = inner[..., 0] < _HOLE_LIMIT
-    map_xy = np.add(inner, grids.target_xy)
+    offsets = work.gathered.view(np.float32).reshape(grids.padded_height, grids.padded_width, 2)
+    holes = offsets[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN, 0] < _HOLE_LIMIT
+    _fill_small_gaps(work.gathered, holes, grids, edge_threshold)
+    if holes.any():  # grow by a pixel: edge pixels carry colour blended across the edge
+        holes = cv2.dilate(holes.view(np.uint8), _GROW_KERNEL).view(bool)
+    map_xy = np.add(offsets[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN], grids.target_xy)
     moved_depth = work.key_depths.reshape(height, width).copy() if keep_depth else None
     return WarpMap(map_xy=map_xy, holes=holes, moved_depth=moved_depth)
 
 
-def _padded_move(
-    K: np.ndarray,  # noqa: N803
+def _landing_matrix(
+    K: np.ndarray,
     rotation: np.ndarray,
     translation: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`(A, b)` with the homogeneous landing `z·A·[u, v, 1] + b` of a source pixel.
+) -> np.ndarray:
+    """(3, 4) matrix taking `(u, v, 1/z)` (+1) to the homogeneous landing divided by z.
 
-    `A = K·R·K⁻¹` and `b = K·t`, plus (margin + 0.5) × the third row added to the first
-    two: that shifts the landing into the padded layout for free, with the half pixel
-    that makes truncation round.
+    The landing of source pixel (u, v) at depth z is `z·A·[u, v, 1] + b` with
+    `A = K·R·K⁻¹`, `b = K·t`; over z that is `A·[u, v, 1] + b/z`, linear in (u, v, 1/z).
+    Its third coordinate is the new depth over z. (margin + 0.5) × the third row is added
+    to the first two: that shifts the landing into the padded layout for free, with the
+    half pixel that makes truncation round.
     """
     k = np.asarray(K, dtype=np.float64)
     a = k @ np.asarray(rotation, dtype=np.float64) @ np.linalg.inv(k)
     b = k @ np.asarray(translation, dtype=np.float64).reshape(3)
-    a[:2] += (_MARGIN + 0.5) * a[2]
-    b[:2] += (_MARGIN + 0.5) * b[2]
-    return a, b
+    matrix = np.column_stack([a[:, 0], a[:, 1], b, a[:, 2]])
+    matrix[:2] += (_MARGIN + 0.5) * matrix[2]
+    return matrix
 
 
 def _splat_strip(
-    depth: np.ndarray,
-    move: tuple[np.ndarray, np.ndarray],
-    start: int,
-    stop: int,
-    grids: _Grids,
-    work: _Workspace,
-    edge_threshold: float,
+    depth: np.ndarray, matrix: np.ndarray, start: int, stop: int, grids: _Grids, work: _Workspace
 ) -> None:
     """Project source rows [start, stop), record their offsets and z-buffer them."""
-    width = grids.width
-    first, last = max(start - 1, 0), min(stop + 1, grids.height)  # with the halo rows
-    halo = last - first
-    own = slice(start - first, stop - first)
-    x, y, z = work.x[:halo], work.y[:halo], work.z[:halo]
-    _project_rows(depth[first:last], grids.rows[first:last], move, grids, work, halo)
-    rows = stop - start
+    rows, width = stop - start, grids.width
     flat = slice(start * width, stop * width)
+    x, y = _project_rows(depth, matrix, start, stop, work)
     offsets = work.pairs[flat].reshape(rows, width, 2)
-    np.subtract(grids.padded_columns, x[own], out=offsets[..., 0])
-    np.subtract(grids.padded_rows[start:stop], y[own], out=offsets[..., 1])
-    np.copyto(offsets[..., 0], _HOLE, where=_torn_rows(x[own], y, own.start, edge_threshold, work))
-    np.copyto(work.key_depths[flat].reshape(rows, width), z[own])
-    target = _target_cells(x[own], y[own], grids, work)
+    np.subtract(grids.padded_columns, x, out=offsets[..., 0])
+    np.subtract(grids.padded_rows[start:stop], y, out=offsets[..., 1])
+    target = _target_cells(x, y, grids, work)
     np.minimum.at(work.zbuffer, target, work.keys[flat])
 
 
 def _project_rows(
-    depth: np.ndarray,
-    rows: np.ndarray,
-    move: tuple[np.ndarray, np.ndarray],
-    grids: _Grids,
-    work: _Workspace,
-    count: int,
-) -> None:
-    """`work.x`, `.y` (landing, padded layout) and `.z` (new depth) of `count` rows.
+    depth: np.ndarray, matrix: np.ndarray, start: int, stop: int, work: _Workspace
+) -> tuple[np.ndarray, np.ndarray]:
+    """Landing x, y (padded layout, + 0.5) of source rows [start, stop); their new depths
+    go into the z-buffer keys.
 
-    Points at depth ≤ MIN_DEPTH get NaN landings, which the z-buffer throws away.
+    Dropped points (new depth ≤ MIN_DEPTH) land at `_DROPPED`, inside the outer ring
+    once clipped; no NaN or infinity survives, so clipping and casting are well defined.
     """
-    a, b = move
-    planes = (work.x[:count], work.y[:count], work.z[:count])
-    for row, plane in enumerate(planes):
-        # One broadcast add builds the plane A[row]·[u, v, 1] from a row and a column.
-        np.add(
-            np.float32(a[row, 0]) * grids.columns,
-            np.float32(a[row, 1]) * rows + np.float32(a[row, 2]),
-            out=plane,
-        )
-        plane *= depth
-        if b[row] != 0.0:
-            plane += np.float32(b[row])
-    x, y, z = planes
-    inverse = work.inverse[:count]
-    with np.errstate(divide="ignore"):
-        np.divide(np.float32(1.0), z, out=inverse)
+    rows = stop - start
+    x, y, z = work.x[:rows], work.y[:rows], work.z[:rows]
+    # 1/z computed contiguous, then copied into the interleaved grid: faster than one
+    # strided division
+    np.copyto(work.uvw[start:stop, :, 2], np.divide(np.float32(1.0), depth[start:stop], out=z))
+    homogeneous = work.homogeneous[:rows]
+    cv2.transform(work.uvw[start:stop], matrix, dst=homogeneous)
+    cv2.split(homogeneous, [x, y, z])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(x, z, out=x)
+        np.divide(y, z, out=y)
+    np.multiply(z, depth[start:stop], out=z)  # the new depth
     if z.min() <= MIN_DEPTH:  # rare: skip two passes when nothing is dropped
-        np.copyto(inverse, np.float32(np.nan), where=z <= MIN_DEPTH)
-    with np.errstate(invalid="ignore"):
-        x *= inverse
-        y *= inverse
-
-
-def _torn_rows(
-    x: np.ndarray, y_halo: np.ndarray, first: int, edge_threshold: float, work: _Workspace
-) -> np.ndarray:
-    """Which source pixels of the strip sit on a stretched depth edge.
-
-    A pixel is torn when its right/down neighbour lands more than `edge_threshold` pixels
-    further on (or it is that neighbour). Only stretching counts (a signed difference):
-    where neighbours overlap, the z-buffer already decides who is visible. Both pixels of
-    a torn pair are marked, because the pixels on either side of a depth edge carry
-    colour blended across it. NaN landings (dropped points) compare false: they never
-    tear. `y_halo` has the strip's rows from row `first` on, plus halo rows around them.
-    """
-    rows, width = x.shape
-    halo = y_halo.shape[0]
-    torn_x, torn_y = work.torn_x[:rows], work.torn_y[: halo - 1]
-    with np.errstate(invalid="ignore"):
-        stretch_x = np.subtract(x[:, 1:], x[:, :-1], out=work.stretch_x[:rows])
-        np.greater(stretch_x, edge_threshold, out=torn_x)
-        stretch_y = np.subtract(y_halo[1:], y_halo[:-1], out=work.stretch_y[: halo - 1])
-        np.greater(stretch_y, edge_threshold, out=torn_y)
-    torn = work.torn[:rows]
-    torn[:, 0] = False
-    torn[:, 1:] = torn_x
-    torn[:, :-1] |= torn_x
-    # Pair j joins halo rows j and j + 1; strip row i is halo row first + i.
-    above = 1 - first  # the strip's first row has a pair above only if a halo row exists
-    torn[above:] |= torn_y[first + above - 1 : first + rows - 1]
-    below = min(rows, halo - 1 - first)  # rows that have a pair below
-    torn[:below] |= torn_y[first : first + below]
-    return torn
+        dropped = z <= MIN_DEPTH
+        np.copyto(x, _DROPPED, where=dropped)
+        np.copyto(y, _DROPPED, where=dropped)
+    width = depth.shape[1]
+    np.copyto(work.key_depths[start * width : stop * width].reshape(rows, width), z)
+    return x, y
 
 
 def _target_cells(x: np.ndarray, y: np.ndarray, grids: _Grids, work: _Workspace) -> np.ndarray:
-    """Flat padded-grid cell of each landing; outside the margin (or NaN) → outer ring."""
+    """Flat padded-grid cell of each landing; outside the margin → the outer ring.
+
+    The landings carry the +0.5, so truncation (of these non-negative values) rounds.
+    """
     rows = x.shape[0]
-    target, clipped = work.target32[:rows], work.clipped[:rows]
-    # fmax/fmin (not clip) send NaN to the outer ring too and make the casts well defined;
-    # truncation is floor for these non-negative values.
-    np.fmax(y, np.float32(0.0), out=clipped)
-    np.fmin(clipped, np.float32(grids.padded_height - 1), out=clipped)
-    np.copyto(target, clipped, casting="unsafe")
+    target, column = work.target32[:rows], work.column[:rows]
+    np.clip(y, np.float32(0.0), np.float32(grids.padded_height - 1), out=target,
+            casting="unsafe")
     target *= grids.padded_width
-    np.fmax(x, np.float32(0.0), out=clipped)
-    np.fmin(clipped, np.float32(grids.padded_width - 1), out=clipped)
-    column = work.column[:rows]
-    np.copyto(column, clipped, casting="unsafe")
+    np.clip(x, np.float32(0.0), np.float32(grids.padded_width - 1), out=column,
+            casting="unsafe")
     target += column
     flat = work.target[: target.size]
-    np.copyto(flat, target.reshape(-1))
+    np.copyto(flat, target.reshape(-1))  # ufunc.at would convert int32 indices itself
     return flat
 
 
-def _fill_small_gaps(pairs: np.ndarray, grids: _Grids) -> None:
-    """Fill target pixels missed by rounding in a gently stretched surface, in place.
+def _remap(image: np.ndarray, map_xy: np.ndarray) -> np.ndarray:
+    """Bilinear backward warp; fixed-point maps first, which OpenCV samples faster."""
+    fixed, fractions = cv2.convertMaps(map_xy, None, cv2.CV_16SC2)
+    return cv2.remap(image, fixed, fractions, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-    `pairs` is the offset table of the padded target grid, one (x, y) row per cell. A
-    pixel is a gap, not a hole, when both neighbours across it (left/right, else
-    up/down) have a winner — the inner margin ring counts, so gaps on the frame's edge
-    close too: its map is their mean. A second pass closes the crossings of a missed
-    row and a missed column.
+
+_FILL_PASSES = (
+    ((0, 1), (1, 0), (1, 1), (1, -1)),  # left/right, up/down, both diagonals
+    ((0, 1), (1, 0)),
+    ((0, 1), (1, 0)),
+)
+"""(row, column) steps to opposite neighbours, per gap-filling pass, in order of preference."""
+
+
+def _fill_small_gaps(
+    table: np.ndarray, holes: np.ndarray, grids: _Grids, edge_threshold: float
+) -> None:
+    """Fill target pixels missed by rounding in a stretched surface, in place.
+
+    `table` is the int64 view of the padded grid's offset pairs (hole cells hold offsets
+    below `_HOLE_LIMIT`); `holes` the (H, W) mask of pixels without a winner, cleared
+    where a gap is filled. A pixel is a gap, not a hole, when both neighbours across it
+    have a winner — the inner margin ring counts, so gaps on the frame's edge close
+    too — and their sources lie no more than `edge_threshold` times closer together
+    than they do: its offset is their mean. A gap whose neighbours' sources are
+    stretched further apart is a tear in a depth edge and stays a hole.
+
+    The first pass looks left/right, up/down and along both diagonals (the steps of a
+    slanted missed row); two more look left/right and up/down only, closing the
+    crossings of missed rows and columns without eating into the corners of real holes.
+    Each pass reads the state before it, so the result does not depend on pixel order.
+    Only hole pixels on the rim of their hole are looked at (a gap has a winner among
+    its eight neighbours), by gathering: inside a wide hole, such as the new border of
+    a fast turn, there is nothing to fill.
     """
-    step = grids.padded_width
-    inner = pairs[:, 0].reshape(grids.padded_height, step)[_MARGIN:-_MARGIN, _MARGIN:-_MARGIN]
-    candidates = grids.padded_index[inner < _HOLE_LIMIT]
-    for _ in range(2):
-        if candidates.size == 0:
+    pw = grids.padded_width
+    inside = cv2.erode(holes.view(np.uint8), _GROW_KERNEL).view(bool)  # off-frame: hole
+    pixels = np.flatnonzero(holes > inside)
+    cells = pixels + (pixels // grids.width) * (2 * _MARGIN) + (_MARGIN * pw + _MARGIN)
+    for steps in _FILL_PASSES:
+        if pixels.size == 0:
             return
-        filled = _mean_of_opposites(pairs, candidates, 1)
-        vertical = _mean_of_opposites(pairs, candidates, step)
-        use_vertical = (filled[:, 0] < _HOLE_LIMIT) & (vertical[:, 0] >= _HOLE_LIMIT)
-        filled[use_vertical] = vertical[use_vertical]
-        pairs[candidates] = filled
-        candidates = candidates[filled[:, 0] < _HOLE_LIMIT]
-
-
-def _mean_of_opposites(pairs: np.ndarray, candidates: np.ndarray, step: int) -> np.ndarray:
-    """Mean offset of the two neighbours `step` before and after; a hole if either is."""
-    before = pairs[candidates - step]
-    after = pairs[candidates + step]
-    mean = (before + after) * np.float32(0.5)
-    either_hole = (before[:, 0] < _HOLE_LIMIT) | (after[:, 0] < _HOLE_LIMIT)
-    mean[either_hole] = _HOLE
-    return mean
+        values = np.empty(pixels.size, dtype=np.int64)
+        decided = np.zeros(pixels.size, dtype=bool)
+        tears = np.zeros(pixels.size, dtype=bool)
+        for dy, dx in steps:
+            step = dy * pw + dx
+            undecided = np.flatnonzero(~decided)
+            before = table[cells[undecided] - step].view(np.float32).reshape(-1, 2)
+            after = table[cells[undecided] + step].view(np.float32).reshape(-1, 2)
+            both = (before[:, 0] >= _HOLE_LIMIT) & (after[:, 0] >= _HOLE_LIMIT)
+            use = undecided[both]
+            before, after = before[both], after[both]
+            # the neighbours' backward maps are (position + offset): how far apart?
+            apart_x = after[:, 0] - before[:, 0] + np.float32(2 * dx)
+            apart_y = after[:, 1] - before[:, 1] + np.float32(2 * dy)
+            source_distance = np.sqrt(apart_x * apart_x + apart_y * apart_y)
+            tears[use] = 2.0 * np.hypot(dx, dy) > edge_threshold * source_distance
+            values[use] = ((before + after) * np.float32(0.5)).view(np.int64).reshape(-1)
+            decided[use] = True
+        filled = decided & ~tears
+        if not filled.any():
+            return
+        table[cells[filled]] = values[filled]
+        holes.reshape(-1)[pixels[filled]] = False
+        remaining = ~decided  # torn gaps are settled as holes; undecided ones may close
+        pixels, cells = pixels[remaining], cells[remaining]
 
 
 def _is_identity(rotation: np.ndarray, translation: np.ndarray) -> bool:
@@ -477,7 +449,7 @@ def _check_image(image: np.ndarray, shape: tuple[int, ...] | None) -> None:
 
 def _check_inputs(
     depth: np.ndarray,
-    K: np.ndarray,  # noqa: N803
+    K: np.ndarray,
     rotation: np.ndarray,
     translation: np.ndarray,
     edge_threshold: float,
@@ -499,4 +471,8 @@ def _check_inputs(
         raise ValueError(f"translation must be (3,), got shape {np.shape(translation)}")
     if not edge_threshold > 1.0:
         raise ValueError(f"edge_threshold must be > 1 pixel, got {edge_threshold}")
-    return np.ascontiguousarray(depth, dtype=np.float32)
+    depth = np.ascontiguousarray(depth, dtype=np.float32)
+    low, high = float(depth.min()), float(depth.max())
+    if not (low > 0.0 and high < np.inf):  # NaN fails the first test
+        raise ValueError(f"depth must be positive and finite, got values in [{low}, {high}]")
+    return depth
