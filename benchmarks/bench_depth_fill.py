@@ -97,6 +97,8 @@ def run() -> list[Row]:
     drifted = np.clip(image.astype(np.int16) + (12, -6, 4), 0, 255).astype(np.uint8)
     rows.append(_ms_row(f"colour match (LAB histograms) {size}",
                         lambda: reference.match(drifted), "reference precomputed"))
+    rows.append(_ms_row(f"colour reference (palette) {size}", lambda: ColourReference(image),
+                        "once per scene", bar=False, repeats=5))
     rows.append(_ms_row("procedural first frame 832×448", lambda: procedural_scene(832, 448),
                         "once per scene", bar=False, repeats=5))
     return rows
