@@ -51,11 +51,11 @@ def masks(image: np.ndarray, depth: np.ndarray) -> dict[str, tuple[np.ndarray, n
         "zoom-out border": Pose(z=-0.15 / FPS),
         "orbit-right parallax": Pose(x=0.1 / FPS, yaw=-0.1 / FPS * 57.3 / 2.0),
     }
-    K = intrinsics(SIZE, SIZE, FOV_DEG)  # noqa: N806 — the usual name of the intrinsics
+    intrinsics_matrix = intrinsics(SIZE, SIZE, FOV_DEG)
     result = {}
     for name, pose in moves.items():
         rotation, translation = relative_move(Pose(), pose)
-        warped = forward_warp(image, depth, K, rotation, translation)
+        warped = forward_warp(image, depth, intrinsics_matrix, rotation, translation)
         result[name] = (warped.image, warped.holes)
     return result
 
@@ -81,7 +81,7 @@ def run() -> list[Row]:
     rows = [
         _ms_row(f"heuristic depth {size}", lambda: estimator.inverse_depth(image)),
         _ms_row(f"heuristic depth + tracker {size}", lambda: tracker(image),
-                "percentiles, [near, far] mapping, temporal smoothing"),
+                "percentiles, near/far mapping, temporal smoothing"),
     ]
 
     pyramid, telea = ClassicalFiller(), ClassicalFiller("telea")

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import cv2
@@ -94,7 +95,7 @@ class HeuristicDepth:
         cue = (w_vertical * vertical + w_haze * haze + w_detail * detail).astype(np.float32)
 
         guide = small_grey.astype(np.float32) * (1.0 / 255.0)
-        radius = max(2, int(round(min(work_size) / 24)))
+        radius = max(2, round(min(work_size) / 24))
         result = _guided_upsample(guide, cue, fine_grey, radius, self.edge_epsilon)
         if result.shape != (height, width):
             result = cv2.resize(result, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -251,6 +252,9 @@ class DepthTracker:
         if inverse.shape != (height, width):  # model backends may work at their own size
             inverse = cv2.resize(inverse, (width, height), interpolation=cv2.INTER_LINEAR)
         low, high = _robust_range(inverse)
+        if not (np.isfinite(low) and np.isfinite(high)):  # a model produced NaN or inf
+            inverse = np.nan_to_num(inverse, nan=0.0, posinf=0.0, neginf=0.0)
+            low, high = _robust_range(inverse)
         if self._low is not None and self._high is not None:
             keep = self.smoothing
             low = keep * self._low + (1.0 - keep) * low
@@ -288,10 +292,13 @@ class DepthTracker:
             "map": np.zeros((0, 0), np.float32) if self._map is None else self._map.copy(),
         }
 
-    def load_state(self, state: dict[str, np.ndarray | float]) -> None:
-        """Restore what `state()` returned (e.g. from an .npz) exactly."""
-        low, high = float(state["low"]), float(state["high"])  # type: ignore[arg-type]
-        saved = np.asarray(state["map"], dtype=np.float32)
+    def load_state(self, state: Mapping[str, np.ndarray | float]) -> None:
+        """Restore what `state()` returned (e.g. from an .npz) exactly; missing keys
+        (a state saved by an older version) count as "no history"."""
+        nan = float("nan")
+        low = float(state.get("low", nan))  # type: ignore[arg-type]
+        high = float(state.get("high", nan))  # type: ignore[arg-type]
+        saved = np.asarray(state.get("map", np.zeros((0, 0))), dtype=np.float32)
         self._low = None if np.isnan(low) else low
         self._high = None if np.isnan(high) else high
         self._map = saved.copy() if saved.size else None

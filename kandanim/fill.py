@@ -3,15 +3,19 @@
 `Filler` is the protocol: `fill(image, holes)` returns a copy of `image` whose `holes`
 pixels are replaced and every other pixel is left exactly as it was.
 
-`ClassicalFiller` has two methods:
+`ClassicalFiller` has two kinds of method:
 
-* `"pyramid"` (default, a few ms at 640²): push-pull over an image pyramid gives a smooth
-  fill that blends the colours around each hole at every scale, then a light texture is
-  added by mirroring the picture's fine detail across the hole's boundary (each hole pixel
-  takes the detail of the point as far inside the known area as it is outside), so
-  zoom-out borders continue the grass instead of smearing it.
-* `"telea"` / `"ns"`: OpenCV's `cv2.inpaint`, better on tiny holes but tens of ms on the
-  border strips of zoom-out; kept for comparison (see benchmarks/bench_depth_fill.py).
+* `"pyramid"` (default, a few ms at 640²), three steps:
+  1. push-pull over an image pyramid (from 1/4 size) gives every hole a smooth fill that
+     blends the colours around it at every scale — fast whatever the hole's size, where
+     `cv2.inpaint` takes tens of ms on the border strips of a zoom-out;
+  2. hole pixels next to known ones take the mean of their known neighbours, so the thin
+     cracks of parallax stay crisp;
+  3. a light texture: each hole pixel takes the brightness detail of a point mirrored
+     across the hole's boundary (shifted a little per block, so repeated fills do not
+     draw streaks), so zoom-out borders continue the grass instead of a smear.
+* `"telea"` / `"ns"`: OpenCV's `cv2.inpaint`, kept for comparison
+  (benchmarks/bench_depth_fill.py measures both on real masks).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ FillMethod = Literal["pyramid", "telea", "ns"]
 
 _WEIGHT_BOOST = 4.0  # a coarse pixel with ≥ 1/4 valid area counts as fully known (crisp fill)
 _REDUCTION = 4  # the pyramid's first level, relative to the frame
+_DETAIL_LIMIT = 24  # levels: texture, not edges
 _JITTER, _JITTER_BLOCK = 6, 8  # texture is copied from up to 6 px aside, per 8×8 block
 _NEIGHBOUR_GATHER_COST = 40  # per hole pixel, gathering 8 neighbours ≈ this many box-filter pixels
 
@@ -51,7 +56,7 @@ class ClassicalFiller:
 
     def fill(self, image: np.ndarray, holes: np.ndarray) -> np.ndarray:
         _check_inputs(image, holes)
-        image = np.ascontiguousarray(image)
+        image, holes = np.ascontiguousarray(image), np.ascontiguousarray(holes)
         if not holes.any():
             return image.copy()
         if holes.all():  # nothing to fill from: neutral grey rather than garbage
@@ -59,9 +64,10 @@ class ClassicalFiller:
         if self.method == "pyramid":
             return _pyramid_fill(image, holes, self.texture)
         flag = cv2.INPAINT_TELEA if self.method == "telea" else cv2.INPAINT_NS
-        filled = cv2.inpaint(image, holes.astype(np.uint8), self.inpaint_radius, flag)
+        hole_mask = holes.view(np.uint8)
+        filled = cv2.inpaint(image, hole_mask, self.inpaint_radius, flag)
         result = image.copy()
-        result[holes] = filled[holes]  # cv2.inpaint may touch pixels next to the mask
+        cv2.copyTo(filled, hole_mask, result)  # cv2.inpaint may touch pixels beside holes
         return result
 
 
@@ -139,7 +145,7 @@ def _neighbour_sums_filtered(premultiplied: np.ndarray, hole_mask: np.ndarray,
 def _neighbour_sums_gathered(premultiplied: np.ndarray, hole_mask: np.ndarray,
                              flat_holes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # a one-pixel frame of unknown zeros around the picture: no bounds checks below
-    height, width = hole_mask.shape
+    width = hole_mask.shape[1]
     pixels = cv2.copyMakeBorder(premultiplied, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     known = cv2.copyMakeBorder(hole_mask ^ np.uint8(1), 1, 1, 1, 1, cv2.BORDER_CONSTANT,
                                value=0)
@@ -195,10 +201,11 @@ def _add_mirrored_detail(result: np.ndarray, image: np.ndarray, holes: np.ndarra
     """Add fine detail to each hole pixel of `result`, mirrored across the hole's boundary.
 
     The nearest fully known pixel q of a hole pixel p is found at the pyramid's first
-    level (distance transform with labels); p takes the detail (picture minus its smooth
-    version) of the point 2q - p, scaled by `texture`. Where that point is itself a hole
-    or off the frame, no detail is added. Works on flat pixel indices: per-hole-pixel
-    gathers cost far less than full-frame passes.
+    level (distance transform with labels); p takes the brightness detail (picture minus
+    its smooth version) of the point 2q - p, moved a little aside per block and scaled by
+    `texture`. Where that point is itself a hole or off the frame, no detail is added.
+    Works on flat pixel indices: per-hole-pixel gathers cost far less than full-frame
+    passes.
     """
     if not coarse_known.any():
         return
@@ -221,15 +228,19 @@ def _add_mirrored_detail(result: np.ndarray, image: np.ndarray, holes: np.ndarra
     source = np.clip(sy, 0, height - 1) * width + np.clip(sx, 0, width - 1)
     usable = inside & ~holes.ravel()[source]
 
+    # Texture is brightness only (the same change on all three channels) and limited to
+    # ±_DETAIL_LIMIT levels: a copied edge, or a hue from across one, must not show up as
+    # a coloured speck.
     pixels, smooth_pixels = image.reshape(-1, 3), smooth.reshape(-1, 3)
-    detail = np.take(pixels, source, axis=0).astype(np.int32)  # int16 would overflow ×gain
-    detail -= np.take(smooth_pixels, source, axis=0)
-    gain = np.where(usable, np.int32(round(texture * 256)), np.int32(0))
-    detail *= gain[:, None]
+    detail = np.take(pixels, source, axis=0).sum(axis=1, dtype=np.int32)
+    detail -= np.take(smooth_pixels, source, axis=0).sum(axis=1, dtype=np.int32)
+    detail *= np.where(usable, np.int32(round(texture * 256 / 3)), np.int32(0))
     detail >>= 8
+    np.clip(detail, -_DETAIL_LIMIT, _DETAIL_LIMIT, out=detail)
     out = result.reshape(-1, 3)
-    detail += np.take(out, flat, axis=0)
-    out[flat] = np.clip(detail, 0, 255).astype(np.uint8)
+    filled = np.take(out, flat, axis=0).astype(np.int32)
+    filled += detail[:, None]
+    out[flat] = np.clip(filled, 0, 255).astype(np.uint8)
 
 
 def _block_jitter(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -301,3 +301,14 @@ def test_stable_estimators_skip_per_pixel_blending() -> None:
     assert not np.array_equal(blending(FRAME), expected)
     assert np.asarray(stable.state()["map"]).size == 0
     assert HeuristicDepth.temporally_stable and FlatDepth.temporally_stable
+
+
+def test_tracker_survives_broken_estimates_and_old_states() -> None:
+    broken = RAMP.copy()
+    broken[0, :5] = np.nan
+    broken[1, :5] = np.inf
+    tracker = DepthTracker(ArrayEstimator(broken), NEAR, FAR)
+    depth = tracker(FRAME)
+    assert np.all(np.isfinite(depth)) and depth.min() >= NEAR and depth.max() <= FAR
+    tracker.load_state({"low": 0.1, "high": 0.9})  # saved before maps were kept
+    assert np.all(np.isfinite(tracker(FRAME)))
