@@ -17,25 +17,12 @@ import tempfile
 import time
 import wave
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-try:
-    from benchmarks.common import Row  # type: ignore[attr-defined]
-except ImportError:  # the shared table helper is not there yet
-
-    @dataclass(frozen=True)
-    class Row:  # type: ignore[no-redef]
-        name: str
-        value: float
-        unit: str
-        bar: str = ""
-        ok: bool | None = None
-        note: str = ""
-
+from benchmarks.common import Row
 
 SIZE = 640
 FPS = 24

@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-try:
-    from benchmarks.common import Row  # type: ignore[attr-defined]
-except ImportError:  # the shared table helper is not there yet
-
-    @dataclass(frozen=True)
-    class Row:  # type: ignore[no-redef]
-        name: str
-        value: float
-        unit: str
-        bar: str = ""
-        ok: bool | None = None
-        note: str = ""
-
+from benchmarks.common import Row
 
 SIZE = 640
 STEPS, STRENGTH, GUIDANCE = 50, 0.15, 4.0

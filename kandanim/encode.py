@@ -682,7 +682,7 @@ class VideoWriter:
         self._sink.discard()
         _remove_quietly(self._temp)
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> VideoWriter:  # noqa: PYI034 - typing.Self needs 3.11
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:

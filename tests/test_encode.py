@@ -486,7 +486,7 @@ class FileOnSmallDisk:
     def close(self) -> None:
         self._real.close()
 
-    def __enter__(self) -> FileOnSmallDisk:
+    def __enter__(self) -> FileOnSmallDisk:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -41,7 +41,7 @@ def write_script(folder: Path, name: str = "film.yaml", *, resolution: str = "64
 
 def kandanim(*args: str | Path, cwd: Path | None = None, check: bool = False,
              ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "kandanim", *map(str, args)],
         capture_output=True, text=True, cwd=cwd, timeout=300,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},

@@ -28,7 +28,7 @@ scenes:
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "kandanim", *args], capture_output=True, text=True, env=env,
         timeout=600,
     )
