@@ -315,8 +315,9 @@ def test_first_frame_of_a_dissolve_starts_from_the_source(engine, two_scenes, wa
 
 
 def test_init_image_is_the_first_frame(engine, two_scenes, tmp_path: Path):
-    images = pytest.importorskip("kandanim.images")
     from PIL import Image
+
+    from kandanim import images
 
     picture = np.random.default_rng(3).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     path = tmp_path / "photo.png"
@@ -340,11 +341,13 @@ def test_model_depth_backend_uses_the_plans_depth_model(store, tiny_models, two_
 
 
 def test_classical_depth_backends_come_from_the_depth_module(engine):
-    depth = pytest.importorskip("kandanim.depth")
-    if not hasattr(depth, "create_estimator"):
-        pytest.skip("kandanim.depth.create_estimator is not written yet")
+    from kandanim.depth import FlatDepth, HeuristicDepth
+
+    assert isinstance(engine.depth_estimator("flat"), FlatDepth)
+    assert isinstance(engine.depth_estimator("heuristic"), HeuristicDepth)
     flat = engine.depth_estimator("flat").inverse_depth(np.zeros((SIZE, SIZE, 3), np.uint8))
     assert flat.shape == (SIZE, SIZE)
+    assert np.ptp(flat) == 0, "flat depth is constant"
 
 
 # -- pure helpers ------------------------------------------------------------------------------
