@@ -120,7 +120,8 @@ def render_plan(
     """Render a plan to `output`, resumably. Returns the number of frames written."""
     check_output(output, force=options.force)
     engine.prepare(plan)  # loads models: fails early, before anything is written
-    work = WorkFolder(work_folder_for(output), _fingerprint(plan, engine, screenplay_text))
+    plan_json = plan.to_json()  # the fingerprint, metadata and sidecar all describe it
+    work = WorkFolder(work_folder_for(output), _fingerprint(plan, plan_json, engine, screenplay_text))
     resumed = work.open(resume=options.resume)
     if resumed.notice:
         notify(resumed.notice)
@@ -136,8 +137,8 @@ def render_plan(
             height=plan.height,
             fps=plan.fps,
             audio=_audio(plan),
-            metadata=_metadata(plan, screenplay_text),
-            sidecar=_sidecar(plan, engine, screenplay_text),
+            metadata=_metadata(plan, plan_json, screenplay_text),
+            sidecar=_sidecar(plan, plan_json, engine, screenplay_text),
         ) as writer:
             for image in work.saved_frames(done):
                 writer.write(image)
@@ -247,17 +248,19 @@ def _interrupts_as_keyboard() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def plan_digest(plan: Plan) -> str:
-    canonical = json.dumps(plan.to_json(), sort_keys=True, separators=(",", ":"))
+def plan_digest(plan_json: dict[str, Any]) -> str:
+    canonical = json.dumps(plan_json, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _fingerprint(plan: Plan, engine: Engine, screenplay_text: str) -> dict[str, Any]:
+def _fingerprint(
+    plan: Plan, plan_json: dict[str, Any], engine: Engine, screenplay_text: str
+) -> dict[str, Any]:
     """What must match for saved frames to be reused: same plan, engine, models, version."""
     return {
         "kandanim": __version__,
         "engine": engine.name,
-        "plan_sha256": plan_digest(plan),
+        "plan_sha256": plan_digest(plan_json),
         "screenplay_sha256": hashlib.sha256(screenplay_text.encode()).hexdigest(),
         "models": dict(plan.models) if engine.name != "preview" else {},
         "seed": plan.seed,
@@ -275,8 +278,8 @@ def _audio(plan: Plan) -> AudioTrack | None:
     )
 
 
-def _metadata(plan: Plan, screenplay_text: str) -> dict[str, str]:
-    summary = {k: v for k, v in plan.to_json().items() if k != "records"}
+def _metadata(plan: Plan, plan_json: dict[str, Any], screenplay_text: str) -> dict[str, str]:
+    summary = {k: v for k, v in plan_json.items() if k != "records"}
     return {
         "title": plan.title or "kandanim",
         "comment": screenplay_text,
@@ -284,7 +287,9 @@ def _metadata(plan: Plan, screenplay_text: str) -> dict[str, str]:
     }
 
 
-def _sidecar(plan: Plan, engine: Engine, screenplay_text: str) -> dict[str, Any]:
+def _sidecar(
+    plan: Plan, plan_json: dict[str, Any], engine: Engine, screenplay_text: str
+) -> dict[str, Any]:
     return {
         "kandanim": __version__,
         "engine": engine.name,
@@ -292,7 +297,7 @@ def _sidecar(plan: Plan, engine: Engine, screenplay_text: str) -> dict[str, Any]
         "models": dict(plan.models),
         "versions": _versions(),
         "screenplay": screenplay_text,
-        "plan": plan.to_json(),
+        "plan": plan_json,
     }
 
 

@@ -79,7 +79,8 @@ def _check_positions(error: ScreenplayError, content: bytes) -> None:
     assert error.diagnostics
     lines = content.count(b"\n") + 1
     for diagnostic in error.diagnostics:
-        assert 1 <= diagnostic.line <= lines + 1, diagnostic
+        assert diagnostic.line >= 1, diagnostic
+        assert diagnostic.line <= lines + 1, diagnostic
         assert diagnostic.col >= 1, diagnostic
         assert diagnostic.message.strip(), diagnostic
         assert "Input should" not in diagnostic.message, diagnostic
