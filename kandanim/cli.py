@@ -232,7 +232,9 @@ def preview(
     duration: Annotated[float, typer.Option(help="Seconds.")] = 4.0,
     resolution: Annotated[str, typer.Option(help="landscape, square, portrait or WxH.")] = "square",
     fps: Annotated[int, typer.Option(help="Frames per second.")] = 24,
-    depth: Annotated[str, typer.Option(help="heuristic, flat, midas or depth-anything.")] = "heuristic",
+    depth: Annotated[
+        str, typer.Option(help="auto, ground, heuristic, flat, midas or depth-anything.")
+    ] = "auto",
     output: Annotated[
         str | None,
         typer.Option("-o", "--output", help=".mp4, .webm, .gif, or a folder ending in / for PNGs."),

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 MODEL_BACKENDS = ("midas", "depth-anything")
-BACKENDS = ("heuristic", "flat", *MODEL_BACKENDS)
+BACKENDS = ("auto", "ground", "heuristic", "flat", *MODEL_BACKENDS)
 
 
 class DepthEstimator(Protocol):
@@ -51,6 +51,36 @@ class FlatDepth:
     def inverse_depth(self, image: np.ndarray) -> np.ndarray:
         _check_frame(image)
         return np.ones(image.shape[:2], np.float32)
+
+
+class GroundDepth:
+    """A tilted plane: nearness rises linearly from the top row to the bottom one.
+
+    The default for a user's photo in the preview (SPEC §7). A plane's inverse depth is
+    linear in the pixel coordinates, so every camera move maps the picture by a
+    homography: uprights stay straight, surfaces never tear, and a truck or pedestal
+    still shows parallax (the bottom of the frame, nearer, moves more than the top).
+    Measured on scikit-image's photos against `HeuristicDepth`, whose cues bend uprights
+    into an S under orbits and trucks.
+
+    Its output is already normalised (`normalised_output`): the tracker maps it into
+    [near, far] as it is, so `top_nearness` sets how much nearer the bottom is than the
+    top (0.5 with the default range 1..10: a depth ratio of 1.8, a gentle floor).
+    """
+
+    temporally_stable = True
+    normalised_output = True
+
+    def __init__(self, top_nearness: float = 0.5) -> None:
+        if not 0.0 <= top_nearness <= 1.0:
+            raise ValueError(f"top_nearness must be in [0, 1], got {top_nearness}")
+        self.top_nearness = float(top_nearness)
+
+    def inverse_depth(self, image: np.ndarray) -> np.ndarray:
+        _check_frame(image)
+        height, width = image.shape[:2]
+        rows = np.linspace(self.top_nearness, 1.0, height, dtype=np.float32)
+        return np.repeat(rows[:, None], width, axis=1)
 
 
 class HeuristicDepth:
@@ -166,11 +196,15 @@ def _guided_upsample(guide: np.ndarray, source: np.ndarray, full_grey: np.ndarra
 
 def create_estimator(name: str, model_id: str | None = None,
                      device: str = "cpu") -> DepthEstimator:
-    """The depth backend called `name` ('heuristic', 'flat', 'midas', 'depth-anything').
+    """The depth backend called `name` ('auto', 'ground', 'heuristic', 'flat', 'midas',
+    'depth-anything'). 'auto' estimates like 'ground'; an engine that knows the true depth
+    of a frame it made (the preview's built-in scene) uses that instead.
 
     Model backends are imported lazily from `kandanim.depth_models`; `model_id` (a hub id
     or a local folder) and `device` only matter to them.
     """
+    if name in ("ground", "auto"):  # auto: the engine's own depth where it has one
+        return GroundDepth()
     if name == "heuristic":
         return HeuristicDepth()
     if name == "flat":
@@ -251,6 +285,8 @@ class DepthTracker:
         height, width = image.shape[:2]
         if inverse.shape != (height, width):  # model backends may work at their own size
             inverse = cv2.resize(inverse, (width, height), interpolation=cv2.INTER_LINEAR)
+        if getattr(self.estimator, "normalised_output", False):
+            return inverse  # already in [0, 1] with a meaning of its own: keep it
         low, high = _robust_range(inverse)
         if not (np.isfinite(low) and np.isfinite(high)):  # a model produced NaN or inf
             inverse = np.nan_to_num(inverse, nan=0.0, posinf=0.0, neginf=0.0)

@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,8 +25,8 @@ from kandanim.encode import AudioTrack, check_output, open_writer
 from kandanim.engines.base import Engine
 from kandanim.errors import Interrupted, KandanimError, UserError
 from kandanim.plan import Plan, build_plan
-from kandanim.render import Renderer, supports_morph
-from kandanim.resume import WorkFolder, work_folder_for
+from kandanim.render import Renderer, reveal_notices, supports_morph
+from kandanim.resume import NoWorkFolder, WorkFolder, work_folder_for
 from kandanim.screenplay import LoadedScreenplay, load_screenplay
 
 
@@ -55,6 +56,7 @@ class RenderOptions:
     seed: int | None = None
     resume: bool = True
     keep_frames: bool = False
+    resumable: bool = True  # False: no work folder at all (previews)
     force: bool = False
     fail_fast: bool = False
     extra_presets: tuple[Path, ...] = ()
@@ -121,12 +123,17 @@ def render_plan(
     check_output(output, force=options.force)
     engine.prepare(plan)  # loads models: fails early, before anything is written
     plan_json = plan.to_json()  # the fingerprint, metadata and sidecar all describe it
-    work = WorkFolder(work_folder_for(output), _fingerprint(plan, plan_json, engine, screenplay_text))
+    work: WorkFolder | NoWorkFolder = NoWorkFolder()
+    if options.resumable:
+        fingerprint = _fingerprint(plan, plan_json, engine, screenplay_text)
+        work = WorkFolder(work_folder_for(output), fingerprint)
     resumed = work.open(resume=options.resume)
     if resumed.notice:
         notify(resumed.notice)
     if not supports_morph(engine) and any(s.transition_in == "morph" for s in plan.scenes):
         notify(f"the {engine.name} engine has no morph: morph transitions render as dissolves")
+    for notice in reveal_notices(plan, engine):
+        notify(notice)
     renderer = Renderer(plan, engine, resumed.state)
     done = renderer.state.next_index
     progress.start(output.name, plan.frame_count, done)
@@ -152,6 +159,8 @@ def render_plan(
             writer.close()
     except KeyboardInterrupt:
         work.flush()
+        if work.path is None:
+            raise Interrupted("interrupted; a preview keeps nothing to resume from") from None
         raise Interrupted(
             f"interrupted; {renderer.state.next_index} of {plan.frame_count} frames are saved "
             f"in {work.path}",
@@ -162,7 +171,7 @@ def render_plan(
         raise
     finally:
         progress.stop()
-    if options.keep_frames:
+    if options.keep_frames and work.path is not None:
         notify(f"frames kept in {work.path / 'frames'}")
     else:
         work.remove()
@@ -356,6 +365,7 @@ def render_preview(
     )
     plan = build_plan(loaded, engine="preview")
     text = json.dumps(document, indent=1)
+    options = dataclasses.replace(options, resumable=False)  # seconds of work: nothing to keep
     render_plan(
         plan, output, Engines(options).get("preview"), options=options, screenplay_text=text,
         progress=progress, notify=notify,

@@ -9,7 +9,8 @@ Rules decided here (`build_plan`):
 * Frames: scene k lasts `frame_count(duration, fps)` = round(duration × fps) frames
   (halves round up), back to back; a scene shorter than one frame is an error.
 * Settings: scene > `defaults:` > the effect preset's `settings` > `spec.BUILTIN_SETTINGS`.
-  Depth: with the `preview` engine and no `depth` in the scene or `defaults:`, `heuristic`.
+  Depth: with the `preview` engine and no `depth` in the scene or `defaults:`, `auto`
+  (the built-in scene's true depth, a ground plane under a photo).
 * Camera: one continuous path, see `trajectory.camera_path`.
 * Strength schedules are evaluated per frame at the scene's local time; under cadence N
   a frame is diffused when its index within the scene is a multiple of N, and the last
@@ -272,7 +273,7 @@ def _scene_settings(
         chosen = [getattr(layer, name, None) for layer in layers]
         resolved[name] = next((v for v in chosen if v is not None), spec.BUILTIN_SETTINGS[name])
     if engine == "preview" and scene.depth is None and play.defaults.depth is None:
-        resolved["depth"] = "heuristic"  # no weights in preview (SPEC §7)
+        resolved["depth"] = "auto"  # no weights in preview (SPEC §7)
     entered = scene.transition or play.defaults.transition or play.transition
     resolved["transition"] = entered or spec.BUILTIN_SETTINGS["transition"]
     return resolved

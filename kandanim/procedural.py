@@ -34,6 +34,8 @@ _FOCAL = 0.5 / math.tan(math.radians(_FOV_DEG) / 2.0)  # in frame heights
 _U_SPAN = 2.0  # noise grids cover u in [-2, 2]: aspect ratios up to 4:1
 _SKY_INVERSE_DEPTH = 1.0 / 1000.0
 _NEAREST_DISTANCE = 2.0  # distance of the ground at the bottom row of the frame
+SUBJECT_DISTANCE = 5.0
+"""Scene units to the boulder in the middle of every variant: the built-in subject."""
 
 Colour = tuple[float, float, float]
 
@@ -101,6 +103,36 @@ _PALETTES: tuple[_Palette, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Billboard:
+    """One object (tree, rock, post) as drawn: a fronto-parallel patch standing on the
+    ground at `distance` scene units, at pixel (`left`, `top`) of the frame."""
+
+    left: int
+    top: int
+    colour: np.ndarray  # (h, w, 3) float32 RGB in [0, 255], haze applied
+    alpha: np.ndarray  # (h, w) float32 in [0, 1]: coverage, already z-tested against the land
+    distance: float
+
+
+@dataclass(frozen=True)
+class SceneLayers:
+    """The landscape as painted, in layers a renderer can move apart.
+
+    `land` is everything but the objects (sky, mountains, hills, ground; what they hide);
+    `billboards` the objects far to near; `ground` = (a, b) with the ground's inverse
+    depth a·row + b (rows in pixels, below the horizon); `horizon` the horizon's row.
+    """
+
+    image: np.ndarray  # (H, W, 3) uint8, all layers
+    inverse_depth: np.ndarray  # (H, W) float32
+    land: np.ndarray  # (H, W, 3) uint8
+    land_inverse_depth: np.ndarray  # (H, W) float32
+    billboards: tuple[Billboard, ...]
+    ground: tuple[float, float]
+    horizon: float
+
+
 def procedural_scene(width: int, height: int, variant: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A landscape and its true inverse depth.
 
@@ -108,6 +140,12 @@ def procedural_scene(width: int, height: int, variant: int = 0) -> tuple[np.ndar
     nearer (1 / distance in scene units; the sky is 1/1000). Deterministic per
     (width, height, variant); variants differ in palette (time of day) and layout.
     """
+    layers = procedural_layers(width, height, variant)
+    return layers.image, layers.inverse_depth
+
+
+def procedural_layers(width: int, height: int, variant: int = 0) -> SceneLayers:
+    """`procedural_scene`, keeping the land and each object apart (see `SceneLayers`)."""
     if width < 8 or height < 8:
         raise ValueError(f"procedural_scene needs at least 8x8 pixels, got {width}x{height}")
     palette = _PALETTES[variant % len(_PALETTES)]
@@ -135,10 +173,19 @@ def procedural_scene(width: int, height: int, variant: int = 0) -> tuple[np.ndar
     ground_rows = frame.band(max(horizon_row - 1, 0), height)
     rows = slice(ground_rows.row0, ground_rows.row1)
     _composite(canvas[:, rows], depth[rows], *_ground(ground_rows, rng, palette, horizon))
-    _draw_objects(canvas, depth, frame, rng, palette, horizon)
+    land, land_depth = _interleaved(canvas), depth.copy()
+    billboards: list[Billboard] = []
+    _draw_objects(canvas, depth, frame, rng, palette, horizon, billboards)
+    # ground inverse depth (v - horizon) / ((1 - horizon) · nearest), v = (row + 0.5) / H
+    slope = 1.0 / ((1.0 - horizon) * _NEAREST_DISTANCE)
+    ground = (slope / height, slope * (0.5 / height - horizon))
+    return SceneLayers(_interleaved(canvas), depth, land, land_depth, tuple(billboards), ground,
+                       horizon * height - 0.5)
+
+
+def _interleaved(canvas: np.ndarray) -> np.ndarray:
     planes = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
-    image = cv2.merge(list(planes))  # planar → interleaved, far faster than a transpose copy
-    return image, depth
+    return cv2.merge(list(planes))  # planar → interleaved, far faster than a transpose copy
 
 
 # ----------------------------------------------------------------------------- noise
@@ -288,13 +335,15 @@ def _haze(colour: np.ndarray, inverse_depth: np.ndarray, palette: _Palette) -> n
 
 
 def _composite(canvas: np.ndarray, depth: np.ndarray, colour: np.ndarray,
-               layer_depth: np.ndarray, coverage: np.ndarray) -> None:
-    """Draw a layer where it covers and is nearer than what is there (soft z-test)."""
+               layer_depth: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """Draw a layer where it covers and is nearer than what is there (soft z-test);
+    returns the (H, W) opacity it was drawn with."""
     # Softened over about one row of ground depth to anti-alias ground/hill seams.
     nearer = np.clip((layer_depth - depth) * 400.0 + 0.5, 0.0, 1.0)
     alpha = (coverage * nearer).astype(np.float32)
     canvas += (colour - canvas) * alpha
     np.copyto(depth, layer_depth, where=alpha > 0.5)
+    return alpha
 
 
 def _ground_inverse_depth(v: np.ndarray, horizon: float) -> np.ndarray:
@@ -499,7 +548,8 @@ class _Placed:
 
 
 def _draw_objects(canvas: np.ndarray, depth: np.ndarray, grid: _Grid,
-                  rng: np.random.Generator, palette: _Palette, horizon: float) -> None:
+                  rng: np.random.Generator, palette: _Palette, horizon: float,
+                  billboards: list[Billboard]) -> None:
     """Trees, rocks and a fence standing on the ground, each painted inside its box."""
     placed: list[_Placed] = []
 
@@ -520,13 +570,17 @@ def _draw_objects(canvas: np.ndarray, depth: np.ndarray, grid: _Grid,
         distance = start + step * post
         lateral = lateral_start - side * 0.12 * post
         place("post", distance, lateral * _FOCAL / distance, 0.7)
+    # a boulder in the middle: the subject orbits circle and `look-around` shows round
+    place("rock", SUBJECT_DISTANCE, 0.06 * (rng.random() - 0.5), 1.0)
 
     for item in sorted(placed, key=lambda p: -p.distance):  # far to near
-        _draw_object(canvas, depth, grid, palette, horizon, item)
+        billboard = _draw_object(canvas, depth, grid, palette, horizon, item)
+        if billboard is not None:
+            billboards.append(billboard)
 
 
 def _draw_object(canvas: np.ndarray, depth: np.ndarray, grid: _Grid, palette: _Palette,
-                 horizon: float, item: _Placed) -> None:
+                 horizon: float, item: _Placed) -> Billboard | None:
     base_v = horizon + (1.0 - horizon) * _NEAREST_DISTANCE / item.distance
     size = item.size * _FOCAL / item.distance  # object height in frame heights
     half_width = {"tree": 0.36, "rock": 0.9, "post": 0.05}[item.kind] * size
@@ -537,7 +591,7 @@ def _draw_object(canvas: np.ndarray, depth: np.ndarray, grid: _Grid, palette: _P
     x0c, x1c = max(x0, 0), min(x1, grid.width)
     y0c, y1c = max(y0, 0), min(y1, grid.height)
     if x0c >= x1c or y0c >= y1c:
-        return
+        return None
     # local coordinates in object heights: origin at the base centre, py up
     px = ((grid.u[x0c:x1c] - item.u) / size)[None, :]
     py = ((base_v - grid.v[y0c:y1c]) / size)[:, None]
@@ -546,8 +600,10 @@ def _draw_object(canvas: np.ndarray, depth: np.ndarray, grid: _Grid, palette: _P
     colour, coverage = painter(px, py, rng, palette, size * grid.height)
     inverse_depth = np.full(coverage.shape, 1.0 / item.distance, np.float32)
     colour = _haze(colour, inverse_depth, palette)
-    _composite(canvas[:, y0c:y1c, x0c:x1c], depth[y0c:y1c, x0c:x1c], colour, inverse_depth,
-               coverage)
+    alpha = _composite(canvas[:, y0c:y1c, x0c:x1c], depth[y0c:y1c, x0c:x1c], colour,
+                       inverse_depth, coverage)
+    return Billboard(x0c, y0c, np.ascontiguousarray(colour.transpose(1, 2, 0)), alpha,
+                     item.distance)
 
 
 def _edge(signed: np.ndarray, pixel: float) -> np.ndarray:

@@ -6,9 +6,15 @@ scene, or a chain of scenes joined by `morph`. During a `dissolve` two streams r
 side and the output cross-fades them.
 
 Per stream and frame: depth of the previous clean frame → forward warp by the frame's
-camera move → `engine.repair` (fill + img2img) → colour coherence → optional sharpening.
-Under cadence N the stream diffuses every Nth frame and the frames between are warps of
-the two neighbouring diffused frames, blended by time.
+camera move → `engine.repair` (fill + img2img) → colour coherence. Under cadence N the
+stream diffuses every Nth frame and the frames between are warps of the two neighbouring
+diffused frames, blended by time.
+
+Engines that do not repaint frames (`anchored`: the preview) never warp a warped frame:
+each frame is sampled once from a sharp anchor (`kandanim.anchors`), so detail does not
+compound away. Either way a scene's depth is scaled once, at its first frame, so that the
+subject in the middle sits at `spec.FOCUS_DISTANCE`, the distance orbits pivot around.
+Sharpening (`sharpen`) is applied to the emitted frame only, never fed back into the loop.
 
 The loop's whole state between frames is `RenderState`, small enough to checkpoint after
 every clean frame, so an interrupted render resumes bit-identically (see `resume.py`).
@@ -21,13 +27,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kandanim.anchors import (
+    Anchor,
+    AnchorWarper,
+    Layer,
+    closest_anchor,
+    focus_scale,
+    kept_anchors,
+)
 from kandanim.camera import Pose, intrinsics, relative_move
 from kandanim.coherence import ColourReference, unsharp
 from kandanim.depth import DepthTracker
 from kandanim.engines.base import Conditioning, Engine
 from kandanim.fill import ClassicalFiller
 from kandanim.plan import FramePlan, Plan
+from kandanim.spec import FOCUS_DISTANCE
 from kandanim.warp import forward_warp
+
+MIN_DEPTH_SCALE, MAX_DEPTH_SCALE = 0.5, 4.0
+"""Bounds of the focus scaling: a far horizon in the middle must not shrink the world
+until the camera flies through the foreground."""
 
 DEPTH_SMOOTHING = 0.5  # weight of the past in the depth tracker's moving average
 
@@ -76,6 +95,8 @@ class StreamState:
     pose: Pose
     colour_reference: np.ndarray | None
     tracker: dict[str, object]
+    anchors: tuple[Anchor, ...] = ()  # anchored engines: sharp frames to sample from
+    depth_scale: float = float("nan")  # set at the stream's first depth (focus scaling)
 
 
 @dataclass
@@ -106,6 +127,17 @@ class _Stream:
         self.clean_depth: np.ndarray | None = None
 
     def image_for(self, frame: FramePlan) -> np.ndarray:
+        """The stream's picture at `frame`, as emitted (sharpened when asked)."""
+        return self.emitted(self._clean_image_for(frame), frame)
+
+    def emitted(self, image: np.ndarray, frame: FramePlan) -> np.ndarray:
+        """Sharpening happens here, on the way out, so it never compounds."""
+        sharpen = self.renderer.plan.scenes[self.scene_at(frame)].sharpen
+        return unsharp(image, sharpen) if sharpen > 0 else image
+
+    def _clean_image_for(self, frame: FramePlan) -> np.ndarray:
+        if self.renderer.anchored:
+            return self._from_anchor(frame)
         if frame.index in self.pending:
             return self.pending.pop(frame.index)
         target = self._next_diffused(frame.index)
@@ -113,6 +145,42 @@ class _Stream:
         if target == frame.index:
             return clean
         return self.pending.pop(frame.index)
+
+    def _from_anchor(self, frame: FramePlan) -> np.ndarray:
+        """One resample of the closest anchor (see `kandanim.anchors`)."""
+        r = self.renderer
+        start = self.state
+        image = self._built_in_view(frame)
+        anchors = list(start.anchors)
+        if image is None:
+            anchors = anchors or [self._first_anchor(start)]
+            warper = r.anchor_warper(frame.fov)
+            warped = warper.warp(closest_anchor(anchors, frame.pose), frame.pose)
+            image = warped.image
+            if warped.next_anchor is not None:
+                anchors = kept_anchors([*anchors, warped.next_anchor])
+                warper.forget({a.key for a in anchors})
+        self.state = StreamState(
+            start.span, frame.index, image, frame.pose, start.colour_reference,
+            start.tracker, tuple(anchors), start.depth_scale,
+        )
+        return image
+
+    def _built_in_view(self, frame: FramePlan) -> np.ndarray | None:
+        """The engine's own world seen from this frame's pose, when it has one."""
+        view = getattr(self.renderer.engine, "view", None)
+        if view is None:
+            return None
+        plan = self.renderer.plan
+        scene = plan.scenes[self.state.span.scenes[0]]
+        rotation, translation = relative_move(plan.frames[self.state.span.first].pose,
+                                              frame.pose)
+        return view(scene, rotation, translation)
+
+    def _first_anchor(self, state: StreamState) -> Anchor:
+        """The stream's first frame as an anchor, with its depth (focus-scaled)."""
+        depth = self._depth(state)  # also fixes state.depth_scale
+        return Anchor(f"{state.span.first}.0", Layer(state.frame, depth), state.pose)
 
     def _next_diffused(self, index: int) -> int:
         frames = self.renderer.plan.frames
@@ -137,7 +205,7 @@ class _Stream:
         image = self._finish(image, frame)
         self.state = StreamState(
             start.span, target, image, frame.pose, self._reference_after(frame, image),
-            tracker_state,
+            tracker_state, (), start.depth_scale,
         )
         between = range(start.position + 1, target)
         if between:
@@ -151,10 +219,17 @@ class _Stream:
         return image
 
     def _depth(self, state: StreamState) -> np.ndarray:
-        """Depth of a clean frame, mapped with that frame's own [near, far]."""
+        """Depth of a clean frame, mapped with that frame's own [near, far], times the
+        stream's focus scale (fixed at its first depth: `state.depth_scale`)."""
         own = self.renderer.plan.frames[state.position]
         self.tracker.set_range(own.near, own.far)
-        return self.tracker(state.frame)
+        depth = self.tracker(state.frame)
+        if np.isnan(state.depth_scale):
+            scale = focus_scale(depth, FOCUS_DISTANCE)
+            state.depth_scale = min(max(scale, MIN_DEPTH_SCALE), MAX_DEPTH_SCALE)
+        if state.depth_scale != 1.0:
+            depth = depth * np.float32(state.depth_scale)
+        return depth
 
     def scene_at(self, frame: FramePlan) -> int:
         scenes = self.state.span.scenes
@@ -176,8 +251,6 @@ class _Stream:
             matched = self.renderer.colour_reference(reference).match(image)
             weight = self._morph_weight(frame)
             image = matched if weight == 0.0 else _mix(matched, image, weight)
-        if scene.sharpen > 0:
-            image = unsharp(image, scene.sharpen)
         return image
 
     def _morph_weight(self, frame: FramePlan) -> float:
@@ -213,6 +286,8 @@ class Renderer:
             key: _Stream(self, s) for key, s in self.state.streams.items()
         }
         self.filler = ClassicalFiller()
+        self.anchored = bool(getattr(engine, "anchored", False))
+        self._anchor_warpers: dict[float, AnchorWarper] = {}
         self._intrinsics: dict[float, np.ndarray] = {}
         self._colour_references: dict[int, tuple[np.ndarray, ColourReference]] = {}
 
@@ -228,7 +303,10 @@ class Renderer:
                 source = images[-1] if images else None
                 stream = self._start(span, frame, source)
             started_here = stream.state.position == frame.index
-            images.append(stream.state.frame if started_here else stream.image_for(frame))
+            if started_here:
+                images.append(stream.emitted(stream.state.frame, frame))
+            else:
+                images.append(stream.image_for(frame))
         for key in [k for k, s in self.streams.items() if s.state.span.last <= frame.index]:
             del self.streams[key]
         self.state = RenderState(
@@ -254,6 +332,13 @@ class Renderer:
         scene = self.plan.scenes[span.scenes[0]]
         estimator = self.engine.depth_estimator(scene.depth)
         return DepthTracker(estimator, frame.near, frame.far, smoothing=DEPTH_SMOOTHING)
+
+    def anchor_warper(self, fov: float) -> AnchorWarper:
+        if fov not in self._anchor_warpers:
+            self._anchor_warpers[fov] = AnchorWarper(
+                self.intrinsics(fov), self.plan.width, self.plan.height
+            )
+        return self._anchor_warpers[fov]
 
     def colour_reference(self, reference: np.ndarray) -> ColourReference:
         """The reference's histograms, computed once per reference frame."""
@@ -288,6 +373,40 @@ class Renderer:
         image = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         both = a.holes & b.holes
         return self.filler.fill(image, both) if both.any() else image
+
+
+REVEAL_ANGLE = 40.0
+"""Degrees a photo's camera may turn before most of the view has to be invented."""
+
+
+def reveal_notices(plan: Plan, engine: Engine) -> list[str]:
+    """One notice per render naming the scenes whose camera turns so far from their
+    photo that the view shows more than the photo holds, for engines that cannot invent
+    content (SPEC §7: a full turn on a photo says so once)."""
+    if not getattr(engine, "anchored", False):
+        return []
+    turned: list[str] = []
+    for scene in plan.scenes:
+        if scene.init_image is None:
+            continue
+        frames = [f for f in plan.frames if f.scene == scene.index]
+        start = frames[0].pose
+        widest = max(_turn_degrees(start, f.pose) for f in frames)
+        if widest > REVEAL_ANGLE:
+            turned.append(f"scene {scene.index + 1} ({widest:.0f}°)")
+    if not turned:
+        return []
+    return [
+        f"the camera turns further than the photo reaches in {', '.join(turned)}: the "
+        f"{engine.name} engine continues the picture by mirroring it; diffusion "
+        "(--engine kandinsky) paints what lies beyond"
+    ]
+
+
+def _turn_degrees(a: Pose, b: Pose) -> float:
+    rotation, _ = relative_move(a, b)
+    cosine = (float(np.trace(rotation)) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
 def supports_morph(engine: Engine) -> bool:

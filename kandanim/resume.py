@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from kandanim.anchors import Anchor, Layer
 from kandanim.camera import Pose
 from kandanim.errors import RuntimeFailure
 from kandanim.render import RenderState, StreamSpan, StreamState
@@ -185,6 +186,31 @@ class WorkFolder:
         return self.frames_dir / f"{index:06d}.png"
 
 
+class NoWorkFolder:
+    """A render that keeps nothing to resume from (a preview: seconds of work, where
+    saving each frame would cost more than redoing it). Same interface as `WorkFolder`."""
+
+    path: Path | None = None
+
+    def open(self, *, resume: bool) -> Resumed:
+        return Resumed(None, None)
+
+    def save_frame(self, index: int, image: np.ndarray) -> None:
+        pass
+
+    def checkpoint(self, state: RenderState) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def saved_frames(self, count: int) -> Iterator[np.ndarray]:
+        return iter(())
+
+    def remove(self) -> None:
+        pass
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     with open(temp, "wb") as handle:
@@ -217,7 +243,36 @@ def _state_arrays(state: RenderState) -> dict[str, np.ndarray]:
             arrays[prefix + "colour_reference"] = stream.colour_reference
         for key, value in stream.tracker.items():
             arrays[prefix + "tracker." + key] = np.asarray(value)
+        arrays[prefix + "depth_scale"] = np.array(stream.depth_scale)
+        for k, anchor in enumerate(stream.anchors):
+            _anchor_arrays(arrays, f"{prefix}anchor{k}.", anchor)
     return arrays
+
+
+def _anchor_arrays(arrays: dict[str, np.ndarray], prefix: str, anchor: Anchor) -> None:
+    arrays[prefix + "key"] = np.array(anchor.key)
+    arrays[prefix + "pose"] = np.array([getattr(anchor.pose, f) for f in _POSE_FIELDS])
+    arrays[prefix + "image"] = anchor.front.image
+    arrays[prefix + "depth"] = anchor.front.depth
+    if anchor.back is not None:
+        arrays[prefix + "back_image"] = anchor.back.image
+        arrays[prefix + "back_depth"] = anchor.back.depth
+
+
+def _load_anchors(arrays: dict[str, np.ndarray], prefix: str) -> tuple[Anchor, ...]:
+    anchors: list[Anchor] = []
+    while f"{prefix}anchor{len(anchors)}.key" in arrays:
+        at = f"{prefix}anchor{len(anchors)}."
+        back = None
+        if at + "back_image" in arrays:
+            back = Layer(arrays[at + "back_image"], arrays[at + "back_depth"])
+        anchors.append(Anchor(
+            key=str(arrays[at + "key"]),
+            front=Layer(arrays[at + "image"], arrays[at + "depth"]),
+            pose=Pose(*(float(v) for v in arrays[at + "pose"])),
+            back=back,
+        ))
+    return tuple(anchors)
 
 
 def _load_state(path: Path) -> RenderState:
@@ -240,6 +295,8 @@ def _load_state(path: Path) -> RenderState:
             pose=Pose(*(float(v) for v in arrays[prefix + "pose"])),
             colour_reference=arrays.get(prefix + "colour_reference"),
             tracker=tracker,
+            anchors=_load_anchors(arrays, prefix),
+            depth_scale=float(arrays.get(prefix + "depth_scale", np.array(np.nan))),
         )
         n += 1
     return RenderState(int(arrays["next_index"]), streams)

@@ -13,7 +13,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Easing = Literal["linear", "in", "out", "in-out"]
-DepthBackend = Literal["midas", "depth-anything", "heuristic", "flat"]
+FOCUS_DISTANCE = 3.0
+"""Scene units from the camera to the subject in the middle of a scene's first frame: the
+effects' orbits pivot at this distance (presets/orbit-*.yaml), and each scene's depth is
+scaled to put its subject there (SPEC §4)."""
+
+DepthBackend = Literal["midas", "depth-anything", "auto", "ground", "heuristic", "flat"]
 EngineName = Literal["kandinsky", "preview"]
 TransitionType = Literal["dissolve", "morph", "cut"]
 

@@ -1,8 +1,8 @@
 """Every effect moves the picture the way its name says (SPEC §4), on every aspect.
 
-Each effect is rendered as a short `preview` of the procedural scene (the real planner,
-heuristic depth, forward warp, fill and colour coherence) on landscape, square and
-portrait frames. Between consecutive frames we measure dense optical flow (OpenCV
+Each effect is rendered as a short `preview` of the built-in world (the real planner and
+the preview engine drawing each frame from the procedural scene's layers) on landscape,
+square and portrait frames. Between consecutive frames we measure dense optical flow (OpenCV
 Farnebäck) and fit a small motion model to it, then check the signs of SPEC §4's user
 convention. Image coordinates throughout: x right, **y down**, origin at the principal
 point; flow is the displacement of content from frame i to frame i + 1.
@@ -34,11 +34,12 @@ import cv2
 import numpy as np
 import pytest
 
-from kandanim.depth import DepthTracker
+from kandanim.camera import relative_move
 from kandanim.engines.preview import PreviewEngine
 from kandanim.plan import Plan, build_plan
-from kandanim.render import DEPTH_SMOOTHING, Renderer
+from kandanim.render import Renderer
 from kandanim.screenplay import from_mapping
+from kandanim.spec import FOCUS_DISTANCE
 
 # Small frames with sides that are multiples of 64; the height sets the focal length, so
 # 128-high frames show twice the pixel motion of 64-high ones.
@@ -91,6 +92,7 @@ class PairMotion:
     speed: float  # typical length of the flow vectors (see block_speed)
     near: tuple[float, float]  # (u, v) the parallax fit predicts at depth `near`
     far: tuple[float, float]  # … and at depth `far`
+    focus: tuple[float, float]  # … and at the focus distance, where orbits pivot
     shift: tuple[float, float]  # global shift by phase correlation
 
 
@@ -105,6 +107,10 @@ class EffectMotion:
 
     def mean(self, name: str) -> float:
         return float(self.each(name).mean())
+
+    def at_focus(self, axis: int) -> float:
+        """Mean over pairs of the fitted flow component `axis` at the focus distance."""
+        return float(np.mean([p.focus[axis] for p in self.pairs]))
 
     def near_far(self, axis: int) -> tuple[float, float]:
         """Mean over pairs of the fitted flow component `axis` (0: u, 1: v) at near/far."""
@@ -135,18 +141,16 @@ def render_start(plan: Plan, count: int) -> list[np.ndarray]:
 
 
 def renderer_depths(plan: Plan, frames: list[np.ndarray]) -> list[np.ndarray]:
-    """The depth the renderer warped each frame with: same estimator, range and smoothing,
-    fed the clean frames in order (cadence 1: every frame is clean)."""
+    """The true depth of each frame: the built-in world's, seen from the frame's pose."""
     engine = PreviewEngine()
+    engine.prepare(plan)
     scene = plan.scenes[0]
-    first = plan.frames[0]
-    tracker = DepthTracker(
-        engine.depth_estimator(scene.depth), first.near, first.far, smoothing=DEPTH_SMOOTHING
-    )
+    start = plan.frames[0].pose
     depths = []
-    for index, image in enumerate(frames):
-        tracker.set_range(plan.frames[index].near, plan.frames[index].far)
-        depths.append(tracker(image))
+    for index in range(len(frames)):
+        depth = engine.view_depth(scene, *relative_move(start, plan.frames[index].pose))
+        assert depth is not None
+        depths.append(depth)
     return depths
 
 
@@ -227,6 +231,7 @@ def fit_pair(
         tx=float(tx), ty=float(ty), div=float(a_x + d_y), curl=float(c_x - b_y), speed=speed,
         near=tuple(float(alpha + beta / near) for alpha, beta in lines),  # type: ignore[arg-type]
         far=tuple(float(alpha + beta / far) for alpha, beta in lines),  # type: ignore[arg-type]
+        focus=tuple(float(alpha + beta / FOCUS_DISTANCE) for alpha, beta in lines),  # type: ignore[arg-type]
         shift=(float(sx), float(sy)),
     )
 
@@ -304,7 +309,9 @@ def test_zooms_expand_or_contract_the_picture(effect: str, aspect: str) -> None:
     motion = measure(effect, aspect)
     sign = ZOOMS[effect]
     assert np.all(np.sign(motion.each("div")) == sign), _describe(motion)
-    assert abs(motion.mean("div")) > 3 * abs(motion.mean("curl")), _describe(motion)
+    # dive-in banks (rolls) with its weave by design: its curl may be half its divergence
+    dominance = 1.5 if effect == "dive-in" else 3.0
+    assert abs(motion.mean("div")) > dominance * abs(motion.mean("curl")), _describe(motion)
 
 
 @pytest.mark.parametrize("aspect", ASPECT_IDS)
@@ -325,8 +332,8 @@ def test_orbits_swing_near_and_far_content_opposite_ways(effect: str, aspect: st
     sign = ORBITS[effect]
     near, far = motion.near_far(0)
     assert np.sign(near) == sign and np.sign(far) == -sign, (near, far, _describe(motion))
-    # near content dominates what the viewer sees: the picture as a whole slides that way
-    assert np.all(np.sign(motion.each("tx")) == sign), _describe(motion)
+    # the subject in the middle (scaled to the focus distance) is the pivot: it stays put
+    assert abs(motion.at_focus(0)) < 0.25 * abs(near), (motion.at_focus(0), near)
 
 
 @pytest.mark.parametrize("aspect", ASPECT_IDS)
@@ -361,6 +368,9 @@ def test_every_moving_effect_is_visible(effect: str, aspect: str) -> None:
 
 @pytest.mark.parametrize("aspect", ASPECT_IDS)
 def test_look_around_starts_by_arcing_right(aspect: str) -> None:
-    """The preset arcs right first, like orbit-right: the picture slides left."""
+    """The preset arcs right first, like orbit-right: content in front of the subject
+    slides left, the background right, the subject stays."""
     motion = measure("look-around", aspect)
-    assert motion.mean("tx") < 0 and motion.mean("curl") > 0, _describe(motion)
+    near, far = motion.near_far(0)
+    assert near < 0 < far and motion.mean("curl") > 0, (near, far, _describe(motion))
+    assert abs(motion.at_focus(0)) < 0.25 * abs(near), (motion.at_focus(0), near)

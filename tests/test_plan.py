@@ -116,9 +116,9 @@ def test_strength_schedule_is_evaluated_per_frame() -> None:
     assert strengths[10:] == pytest.approx([0.5] * 30)
 
 
-def test_depth_is_heuristic_for_preview_unless_set() -> None:
+def test_depth_is_auto_for_preview_unless_set() -> None:
     data = {"scenes": scenes("zoom-in", "zoom-in")}
-    assert build_plan(loaded(data), engine="preview").scenes[0].depth == "heuristic"
+    assert build_plan(loaded(data), engine="preview").scenes[0].depth == "auto"
     assert build_plan(loaded(data), engine="kandinsky").scenes[0].depth == "midas"
     data["scenes"][1]["depth"] = "flat"
     assert build_plan(loaded(data), engine="preview").scenes[1].depth == "flat"

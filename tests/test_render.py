@@ -24,9 +24,11 @@ def make_plan(tmp_path: Path, scenes: list[dict[str, Any]], **top: Any) -> Plan:
 
 
 class SpyEngine(PreviewEngine):
-    """The preview engine, recording what the loop asks of it."""
+    """The preview engine driven through the repainting loop (as the kandinsky engine
+    is: warp the previous frame, repair), recording what the loop asks of it."""
 
     supports_morph = True
+    anchored = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -133,19 +135,42 @@ def test_same_plan_gives_identical_frames(tmp_path: Path) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
 
 
+def photo(tmp_path: Path) -> str:
+    """A small real photograph (scikit-image's coffee) as an init image."""
+    import cv2
+    from skimage import data
+
+    path = tmp_path / "coffee.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    return str(path)
+
+
+RESUMABLE_KINDS = {
+    # kind: (engine class, extra scene fields); photo paths are filled in by the test
+    "world": (PreviewEngine, {}),  # the built-in world, drawn from each pose
+    "ground": (PreviewEngine, {"init_image": "PHOTO"}),  # planar anchor (homography)
+    "heuristic": (PreviewEngine, {"init_image": "PHOTO", "depth": "heuristic"}),  # anchors
+    "repainting": (SpyEngine, {}),  # the loop that warps the previous frame
+}
+
+
+@pytest.mark.parametrize("kind", list(RESUMABLE_KINDS))
 @pytest.mark.parametrize("cadence", [1, 2])
 def test_resuming_from_a_saved_state_matches_an_uninterrupted_render(
-    tmp_path: Path, cadence: int
+    tmp_path: Path, cadence: int, kind: str
 ) -> None:
+    engine_class, extra = RESUMABLE_KINDS[kind]
+    if extra.get("init_image") == "PHOTO":
+        extra = {**extra, "init_image": photo(tmp_path)}
     plan = make_plan(
         tmp_path,
-        [{"prompt": "a", "effect": "zoom-in", "duration": 1, "cadence": cadence},
-         {"prompt": "b", "effect": "turn-right", "duration": 1, "cadence": cadence}],
+        [{"prompt": "a", "effect": "zoom-in", "duration": 1, "cadence": cadence, **extra},
+         {"prompt": "b", "effect": "turn-right", "duration": 1, "cadence": cadence, **extra}],
         transition={"type": "dissolve", "duration": 0.5},
     )
-    expected = render_all(plan)
+    expected = render_all(plan, engine_class())
     for stop in (5, 11, 14):
-        engine = PreviewEngine()
+        engine = engine_class()
         engine.prepare(plan)
         renderer = Renderer(plan, engine)
         frames = renderer.frames()
@@ -158,7 +183,7 @@ def test_resuming_from_a_saved_state_matches_an_uninterrupted_render(
                 break
         assert checkpoint is not None
         state = _load_state(checkpoint)
-        engine = PreviewEngine()
+        engine = engine_class()
         engine.prepare(plan)
         rest = [image for _, image in Renderer(plan, engine, state).frames()]
         tail = expected[state.next_index :]

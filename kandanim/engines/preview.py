@@ -7,27 +7,69 @@ spending GPU time, and how every test and demo here runs end to end.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-from kandanim.depth import DepthEstimator, create_estimator
+from kandanim.camera import intrinsics
+from kandanim.depth import DepthEstimator, GroundDepth, create_estimator
 from kandanim.engines.base import Conditioning
 from kandanim.fill import ClassicalFiller
 from kandanim.images import load_image
 from kandanim.plan import FramePlan, Plan, ScenePlan
 from kandanim.procedural import procedural_scene
+from kandanim.world import BuiltInWorld
+
+
+class SceneDepth:
+    """Depth backend 'auto' of the preview: the built-in scene's true inverse depth for
+    the frames it generated (recognised by content, so a resumed render finds them too),
+    a ground plane (`GroundDepth`) for anything else, e.g. a user's photo."""
+
+    temporally_stable = True
+    normalised_output = True  # nearness in [0, 1]; the tracker maps it into [near, far]
+
+    def __init__(self) -> None:
+        self.known: dict[bytes, np.ndarray] = {}
+        self.fallback = GroundDepth()
+
+    def remember(self, image: np.ndarray, inverse_depth: np.ndarray,
+                 reference: np.ndarray | None = None) -> None:
+        """Keep a generated frame's true inverse depth, normalised as the tracker would
+        (2nd–98th percentile of `reference`, default the frame's own → [0, 1]), so 'auto'
+        maps it like an estimator's. Layers of one scene share one reference."""
+        low, high = np.percentile(inverse_depth if reference is None else reference, (2.0, 98.0))
+        nearness = (inverse_depth - np.float32(low)) / np.float32(max(high - low, 1e-9))
+        self.known[_digest(image)] = np.clip(nearness, 0.0, 1.0).astype(np.float32)
+
+    def inverse_depth(self, image: np.ndarray) -> np.ndarray:
+        known = self.known.get(_digest(image))
+        return known if known is not None else self.fallback.inverse_depth(image)
+
+
+def _digest(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + bytes(
+        str(image.shape), "ascii"
+    )
 
 
 class PreviewEngine:
     name = "preview"
     supports_morph = False  # no embeddings to slerp: morph falls back to dissolve
+    anchored = True  # frames are never repainted: sample each from a sharp anchor
 
     def __init__(self) -> None:
         self.filler = ClassicalFiller()
         self._size = (0, 0)
         self._estimators: dict[str, DepthEstimator] = {}
+        self._scene_depth = SceneDepth()
+        self._plan: Plan | None = None
+        self._worlds: dict[int, BuiltInWorld] = {}
 
     def prepare(self, plan: Plan) -> None:
         self._size = (plan.width, plan.height)
+        self._plan = plan
+        self._worlds = {}
 
     def first_frame(
         self, scene: ScenePlan, frame: FramePlan, source: np.ndarray | None
@@ -37,8 +79,45 @@ class PreviewEngine:
             return load_image(scene.init_image, width, height)
         # Without a prompt to repaint `source`, each scene gets its own look so that a
         # transition is visible; the variant follows the seed so renders are reproducible.
-        image, _ = procedural_scene(width, height, variant=scene.seed % 1_000_003)
+        world = self._world(scene)
+        if world is not None:
+            return world.view(np.eye(3), np.zeros(3))
+        image, inverse_depth = procedural_scene(width, height, variant=scene.seed % 1_000_003)
+        self._scene_depth.remember(image, inverse_depth)
         return image
+
+    def view(self, scene: ScenePlan, rotation: np.ndarray,
+             translation: np.ndarray) -> np.ndarray | None:
+        """The built-in world seen after the camera move (R, t) from the scene's first
+        frame, or None when the scene is a photo or asks for a depth backend of its own
+        (then the render loop warps anchors)."""
+        world = self._world(scene)
+        return world.view(rotation, translation) if world is not None else None
+
+    def view_depth(self, scene: ScenePlan, rotation: np.ndarray,
+                   translation: np.ndarray) -> np.ndarray | None:
+        """The true depth (scene units) of `view(scene, rotation, translation)`."""
+        world = self._world(scene)
+        return world.view_depth(rotation, translation) if world is not None else None
+
+    def _world(self, scene: ScenePlan) -> BuiltInWorld | None:
+        if scene.init_image is not None or scene.depth != "auto" or self._plan is None:
+            return None
+        world = self._worlds.get(scene.index)
+        if world is None:
+            plan = self._plan
+            frames = [f for f in plan.frames
+                      if scene.index in (f.scene, f.blend_to, f.blend_from)]
+            first = frames[0]
+            turning_only = all(
+                (f.pose.x, f.pose.y, f.pose.z) == (first.pose.x, first.pose.y, first.pose.z)
+                for f in frames
+            )
+            K = intrinsics(plan.width, plan.height, first.fov)
+            world = BuiltInWorld(plan.width, plan.height, scene.seed % 1_000_003, K,
+                                 turning_only)
+            self._worlds[scene.index] = world
+        return world
 
     def repair(
         self,
@@ -51,6 +130,8 @@ class PreviewEngine:
         return self.filler.fill(warped, holes) if holes.any() else warped
 
     def depth_estimator(self, backend: str) -> DepthEstimator:
+        if backend == "auto":
+            return self._scene_depth
         if backend not in self._estimators:
             self._estimators[backend] = create_estimator(backend)
         return self._estimators[backend]
