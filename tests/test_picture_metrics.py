@@ -116,10 +116,32 @@ def test_melting_fails_the_homography_test() -> None:
     assert math.isnan(bad) or bad < 0.5 < good
 
 
+def test_blur_alone_does_not_fail_the_homography_test() -> None:
+    """Rigid but soft (a resampled frame): the 2–8 px band survives a σ 1.5 blur."""
+    first = texture(seed=1)
+    moved = cv2.warpPerspective(
+        first, KNOWN_HOMOGRAPHY, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT
+    )
+    fit = pm.fit_homography(first, cv2.GaussianBlur(moved, (0, 0), 1.5))
+    assert fit.correlation > 0.8, fit
+    assert fit.grey_correlation > fit.correlation - 0.1
+
+
 def test_an_unrelated_frame_has_no_homography() -> None:
     fit = pm.fit_homography(texture(seed=1), np.full((HEIGHT, WIDTH, 3), 90, np.uint8))
     assert math.isnan(fit.correlation)
     assert fit.reason
+
+
+def test_collapsed_or_mirrored_homographies_are_not_believed() -> None:
+    """RANSAC on a few chance matches in a smeared frame can return a homography that
+    folds the frame onto a line; its "correlation" would be noise."""
+    assert pm._plausible(np.eye(3), WIDTH, HEIGHT)
+    assert pm._plausible(KNOWN_HOMOGRAPHY, WIDTH, HEIGHT)
+    collapsed = np.array([[-0.24, -0.21, 160.8], [-0.54, -0.475, 363.7], [-1.5e-3, -1.3e-3, 1.0]])
+    assert not pm._plausible(collapsed, WIDTH, HEIGHT)
+    assert not pm._plausible(np.diag([-1.0, 1.0, 1.0]), WIDTH, HEIGHT)  # mirrored
+    assert not pm._plausible(np.diag([0.2, 0.2, 1.0]), WIDTH, HEIGHT)  # shrunk to 4 %
 
 
 # --------------------------------------------------------------------------- band texture

@@ -107,17 +107,28 @@ def detail_kept(first: np.ndarray, last: np.ndarray) -> float:
 # --------------------------------------------------------------------------- 2. homography
 
 
+CORRELATION_BAND = (2.0, 8.0)  # px: the difference of Gaussians compared (see below)
+
+
 @dataclass(frozen=True)
 class HomographyFit:
     """How well a homography of frame 0 explains the last frame.
 
-    `correlation` is the normalised cross-correlation of the grey last frame with frame 0
+    `correlation` is the normalised cross-correlation of the last frame with frame 0
     warped by `homography` (last_from_first, 3×3), over the pixels both frames show
-    (`overlap`: that area as a fraction of the frame). NaN with `reason` when no
-    trustworthy homography was found.
+    (`overlap`: that area as a fraction of the frame), on the grey frames band-passed by
+    a difference of Gaussians (σ 2 px − σ 8 px). `grey_correlation` is the same on the
+    plain grey frames. NaN with `reason` when no trustworthy homography was found.
+
+    Why band-passed: plain grey correlation is dominated by large areas of even colour
+    (a red saucer, a brown table) that correlate however melted the frame is — a coffee
+    cup visibly smeared into a sail by `orbit-right` still scores 0.63–0.77 — while the
+    2–8 px band holds the shapes that smears and melting destroy (0.17 there) and that a
+    rigid move keeps even through blur (a 30 px shift blurred by σ 2.5: 0.97).
     """
 
     correlation: float
+    grey_correlation: float
     matches: int
     inliers: int
     overlap: float
@@ -125,48 +136,85 @@ class HomographyFit:
     reason: str = ""
 
 
-def fit_homography(first: np.ndarray, last: np.ndarray, *, features: int = 3000) -> HomographyFit:
-    """Fit last_from_first with ORB features (ratio-tested matches) and RANSAC, then
-    correlate the last frame with the warped frame 0 over the part both show."""
+def _failed(reason: str, matches: int = 0, inliers: int = 0, overlap: float = 0.0,
+            homography: np.ndarray | None = None) -> HomographyFit:
+    return HomographyFit(math.nan, math.nan, matches, inliers, overlap, homography, reason)
+
+
+def _band_pass(image: np.ndarray) -> np.ndarray:
+    fine, coarse = CORRELATION_BAND
+    return cv2.GaussianBlur(image, (0, 0), fine) - cv2.GaussianBlur(image, (0, 0), coarse)
+
+
+def _orb(shape: tuple[int, int]) -> cv2.ORB:
+    """ORB with a low FAST threshold (blurred frames still yield corners) and, on small
+    frames, smaller patches so that corners near the border count."""
+    patch = 31 if min(shape) >= 300 else 15
+    return cv2.ORB_create(nfeatures=5000, fastThreshold=5, edgeThreshold=patch, patchSize=patch)
+
+
+def fit_homography(first: np.ndarray, last: np.ndarray) -> HomographyFit:
+    """Fit last_from_first with ORB features (ratio-tested matches) and RANSAC (5 px),
+    then correlate the last frame with the warped frame 0 over the part both show."""
     a, b = grey(first), grey(last)
     if a.shape != b.shape:
         raise ValueError(f"frames differ in shape: {first.shape} and {last.shape}")
-    orb = cv2.ORB_create(nfeatures=features)
+    orb = _orb(a.shape)
     points_a, descriptors_a = orb.detectAndCompute(a.astype(np.uint8), None)
     points_b, descriptors_b = orb.detectAndCompute(b.astype(np.uint8), None)
     if descriptors_a is None or descriptors_b is None or len(points_a) < 2 or len(points_b) < 2:
-        return HomographyFit(math.nan, 0, 0, 0.0, None, "too few ORB features")
+        return _failed("too few ORB features")
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     pairs = matcher.knnMatch(descriptors_a, descriptors_b, k=2)
     # Lowe's ratio test: keep a match only when clearly better than the runner-up
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.85 * p[1].distance]
     if len(good) < MIN_INLIERS:
-        return HomographyFit(math.nan, len(good), 0, 0.0, None, f"{len(good)} matches")
+        return _failed(f"{len(good)} matches", len(good))
     source = np.float32([points_a[m.queryIdx].pt for m in good])
     target = np.float32([points_b[m.trainIdx].pt for m in good])
-    homography, inlier_mask = cv2.findHomography(source, target, cv2.RANSAC, 3.0)
+    homography, inlier_mask = cv2.findHomography(source, target, cv2.RANSAC, 5.0)
     inliers = int(inlier_mask.sum()) if inlier_mask is not None else 0
     if homography is None or inliers < MIN_INLIERS:
-        return HomographyFit(math.nan, len(good), inliers, 0.0, None, f"{inliers} inliers")
+        return _failed(f"{inliers} inliers", len(good), inliers)
     height, width = a.shape
-    warped = cv2.warpPerspective(a, homography, (width, height), flags=cv2.INTER_LINEAR)
+    if not _plausible(homography, width, height):
+        return _failed("degenerate fit", len(good), inliers, homography=homography)
     inside = cv2.warpPerspective(
         np.ones_like(a, dtype=np.uint8), homography, (width, height), flags=cv2.INTER_NEAREST
     )
     inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0  # no interpolated rim
     overlap = float(inside.mean())
     if overlap < MIN_OVERLAP:
-        return HomographyFit(
-            math.nan, len(good), inliers, overlap, homography, f"overlap {overlap:.0%}"
-        )
-    correlation = normalised_correlation(warped, b, inside)
-    return HomographyFit(correlation, len(good), inliers, overlap, homography)
+        return _failed(f"overlap {overlap:.0%}", len(good), inliers, overlap, homography)
+
+    def correlate(x: np.ndarray, y: np.ndarray) -> float:
+        warped = cv2.warpPerspective(x, homography, (width, height), flags=cv2.INTER_LINEAR)
+        return normalised_correlation(warped, y, inside)
+
+    return HomographyFit(
+        correlate(_band_pass(a), _band_pass(b)), correlate(a, b), len(good), inliers, overlap,
+        homography,
+    )
+
+
+def _plausible(homography: np.ndarray, width: int, height: int) -> bool:
+    """A camera move maps the frame to a convex, unflipped quadrilateral of sensible size
+    (0.1–10× the area); RANSAC on a few chance matches can return a collapsed one."""
+    corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]]).reshape(-1, 1, 2)
+    quad = cv2.perspectiveTransform(corners, homography).reshape(-1, 2).astype(np.float64)
+    edges = np.roll(quad, -1, axis=0) - quad
+    following = np.roll(edges, -1, axis=0)
+    turns = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]  # all > 0: convex
+    after = np.roll(quad, -1, axis=0)
+    area = 0.5 * float(np.sum(quad[:, 0] * after[:, 1] - after[:, 0] * quad[:, 1]))
+    return bool(np.all(turns > 0)) and 0.1 <= area / (width * height) <= 10.0
 
 
 def homography_correlation(first: np.ndarray, last: np.ndarray) -> float:
-    """Normalised cross-correlation of `last` with frame 0 warped by the best homography
-    (ORB + RANSAC), over the part both frames show; NaN when no homography is found
-    (`fit_homography` says why). A pan keeps ~0.75–0.97 on a photo; smears ~0.2."""
+    """Normalised cross-correlation (2–8 px band) of `last` with frame 0 warped by the
+    best homography (ORB + RANSAC), over the part both frames show; NaN when no
+    homography is found (`fit_homography` says why, and gives the plain grey figure).
+    A rigid move keeps ≥ 0.9 even through blur; smears and melting fall below 0.3."""
     return fit_homography(first, last).correlation
 
 
@@ -241,7 +289,9 @@ def track_upright(
     Each strip (height: its share of `rows`, default the middle 80 % of the frame; width
     2·`half_width`, default 1/16 of the frame height each side) is template-matched with
     frame 0's strip as template (TM_CCOEFF_NORMED) within ±`search` px (default 1/16 of
-    the height) of where it was in the previous frame, at sub-pixel precision. Pass
+    the height; a third of it vertically) of where it was in the previous frame, at
+    sub-pixel precision. Only x matters to the verdict: a strip that slides along a
+    uniform body still finds the centre line, at another height. Pass
     frames densely enough (every frame, or every few) that no strip moves further than
     `search` between two of them.
     """
@@ -289,13 +339,16 @@ def upright_straightness(
 def _match_near(
     image: np.ndarray, template: np.ndarray, corner: np.ndarray, search: int
 ) -> tuple[tuple[float, float], float]:
-    """Best TM_CCOEFF_NORMED position of `template` within ±search of `corner`."""
+    """Best TM_CCOEFF_NORMED position of `template` within ±search px of `corner` along x
+    and a third of that along y: an upright's body looks alike all along its height, so
+    a strip given room slides along it."""
     th, tw = template.shape
     height, width = image.shape
+    rise = max(2, search // 3)
     x0 = max(0, math.floor(corner[0]) - search)
-    y0 = max(0, math.floor(corner[1]) - search)
+    y0 = max(0, math.floor(corner[1]) - rise)
     x1 = min(width, math.ceil(corner[0]) + tw + search)
-    y1 = min(height, math.ceil(corner[1]) + th + search)
+    y1 = min(height, math.ceil(corner[1]) + th + rise)
     if x1 - x0 < tw + 2 or y1 - y0 < th + 2:
         return (math.nan, math.nan), -1.0
     response = cv2.matchTemplate(image[y0:y1, x0:x1], template, cv2.TM_CCOEFF_NORMED)
