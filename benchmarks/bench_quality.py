@@ -9,7 +9,8 @@ preview engine, 4 s at 24 fps, through the library: no subprocess) on
 
 and the first and last frames are compared: detail kept, homography correlation, band
 texture ratio at every edge, the rocket's straightness, and for `rotate-360` the centre
-of frame 0 found again in the last frames. A second row set measures the kandinsky loop's
+of frame 0 found again in the last frames. Further rows: the centre seam of a zoom in and
+out of a flat texture (item 8), and the kandinsky loop's
 resampler (issue 8 item 2): detail kept over a 48-frame warp loop, each frame warped from
 the previous one.
 
@@ -240,7 +241,44 @@ def run(size: str | None = None) -> list[Row]:
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
     rows = [row for figures in measure_all(size, report=_progress) for row in rows_for(figures)]
-    return rows + resampler_rows(size)
+    return rows + seam_rows(size) + resampler_rows(size)
+
+
+# --------------------------------------------------------------------------- seam
+#
+# Issue 8 item 8: zooming in and out of a flat texture (`depth: flat`) must not grow a
+# fixed "+" seam at the optical centre. scikit-image's `gravel` photo, square frames.
+
+SEAM_EFFECTS = ("zoom-in", "zoom-out")
+SEAM_STRIDE = 4  # measure every 4th frame
+
+
+def texture_file(folder: Path) -> Path:
+    """scikit-image's grey `gravel` texture as an RGB PNG."""
+    import skimage.data
+
+    path = folder / "gravel.png"
+    if not path.exists():
+        cv2.imwrite(str(path), cv2.cvtColor(skimage.data.gravel(), cv2.COLOR_GRAY2BGR))
+    return path
+
+
+def seam_rows(size: str) -> list[Row]:
+    side = 640 if size == "full" else 128
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        image = texture_file(Path(folder))
+        for effect in SEAM_EFFECTS:
+            frames = render_frames(effect, side, side, image, depth="flat")
+            seams = [pm.centre_seam(f) for i, f in enumerate(frames) if i % SEAM_STRIDE == 0]
+            worst = int(np.argmax(seams))
+            rows.append(Row(
+                f"quality gravel {effect} (depth flat): centre seam", seams[worst], "×", "≤ 2",
+                seams[worst] <= 2.0,
+                f"worst of every {SEAM_STRIDE}th frame, at frame {worst * SEAM_STRIDE}; "
+                f"frame 0: {seams[0]:.2f}; {side}×{side}",
+            ))
+    return rows
 
 
 # --------------------------------------------------------------------------- resamplers
@@ -416,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sources", default="", help="scene,coffee,rocket,astronaut")
     parser.add_argument("--table", action="store_true", help="one line per render")
     parser.add_argument("--resamplers", action="store_true", help="only the resampler loop")
+    parser.add_argument("--seam", action="store_true", help="only the centre-seam check")
     args = parser.parse_args(argv)
     effects = [e for e in args.effects.split(",") if e]
     sources = [s for s in args.sources.split(",") if s]
@@ -424,6 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if unknown:
         parser.error(f"unknown effect or source: {', '.join(unknown)}")
+    if args.seam:
+        for row in seam_rows(args.size):
+            print(f"{row.name}: {row.value:.3g} {row.unit}  {row.note}")
+        return 0
     if args.resamplers:
         for row in resampler_rows(args.size):
             print(f"{row.name}: {row.value:.3g} {row.unit}  {row.note}")
