@@ -383,13 +383,14 @@ def centre_found(first: np.ndarray, frames: np.ndarray | Sequence[np.ndarray]) -
 
     A full turn that comes home finds it again (issue: ≥ 0.5); fog does not.
     """
-    template = central_half(grey(first))
+    reference = grey(first)
+    template = central_half(reference)
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         frames = [frames]
     best = -1.0
     for frame in frames:
         image = grey(frame)
-        if image.shape != grey(first).shape:
+        if image.shape != reference.shape:
             raise ValueError(f"frames differ in shape: {first.shape} and {frame.shape}")
         response = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
         best = max(best, float(np.nan_to_num(response, nan=-1.0).max()))
