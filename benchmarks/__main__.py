@@ -1,6 +1,7 @@
 """`python -m benchmarks [NAME …]`: run the `bench_*.py` modules and print one table.
 
-With names (`warp`, `bench_warp`, …) only those modules run. A module that fails to
+With names (`warp`, `bench_warp`, …) only those modules run. `--size small` asks the
+modules that have sizes (quality) for their quick variant, through `KANDANIM_BENCH_SIZE`. A module that fails to
 import, raises, or returns something other than rows shows as a failed row with the
 error, and the others still run; the exit status is then 1. Progress goes to stderr, the
 table to stdout.
@@ -129,6 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any module imports diffusers
     err = Console(stderr=True)
+    if "--size" in args:  # passed to modules through the environment (bench_quality)
+        at = args.index("--size")
+        if at + 1 >= len(args):
+            err.print("[red]error:[/red] --size needs a value: full or small")
+            return 2
+        os.environ["KANDANIM_BENCH_SIZE"] = args[at + 1]
+        del args[at : at + 2]
     try:
         modules = select(discover(), args)
     except ValueError as error:

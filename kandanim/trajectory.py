@@ -16,6 +16,14 @@ Rules, decided here once:
   exactly around the focus point, and a rate continued past the last key stays the same
   rigid motion. `s = ease(u)`, where `u` is the linear fraction of the segment and the
   *later* keyframe's `ease` shapes it.
+* Where keys follow one another with `linear` easing (a path written as samples, like
+  `dive-in`'s weave), the velocity is continuous through the keys: each such inner key
+  gets the Catmull-Rom velocity (the body-frame twist rate from the key before to the
+  key after), and the two segments that meet there become cubic Bézier curves on SE(3)
+  in cumulative form (`_HermiteSegment`) that leave and reach their keys at those
+  velocities. Keys are still passed exactly. A segment whose keys are not such inner
+  keys keeps its screw motion bit for bit: two-key presets, orbits, eased keys (whose
+  easing already sets the velocity at the key) and multi-turn segments do not change.
 * Rotations are interpolated as rotations, never per angle. The one exception makes
   multi-turn keys mean what they say: a segment whose yaw, pitch or roll changes by more
   than 90° is first split into equal parts by angle (yaw 0 → 360 becomes four 90° turns),
@@ -276,6 +284,83 @@ class _Segment:
         return self.twists[-1] * pieces_per_second * ease_end_slope(self.easing)
 
 
+@dataclass(frozen=True, eq=False)
+class _HermiteSegment:
+    """Keyframe a → b as a cubic Bézier curve on SE(3) (cumulative form, Kim et al. 1995):
+    `T(u) = P0 · exp(ω1·β1(u)) · exp(ω2·β2(u)) · exp(ω3·β3(u))` with the cumulative
+    Bernstein weights β1 = 1 − (1 − u)³, β2 = 3u² − 2u³, β3 = u³ and ωi = log(P(i-1)⁻¹ Pi).
+
+    The control poses `P1 = P0 · exp(v0·Δ/3)` and `P2 = P3 · exp(−v1·Δ/3)` make the
+    body-frame velocity exactly `v0` at a and `v1` at b (twists per second), so two
+    segments sharing a key velocity join with continuous velocity. With v0 = v1 = the
+    screw motion's own rate the curve is that screw motion (β1 + β2 + β3 = 3u).
+    """
+
+    t0: float
+    t1: float
+    start: Rigid
+    omegas: tuple[np.ndarray, np.ndarray, np.ndarray]
+    end: Rigid
+    rate_out: np.ndarray
+
+    @staticmethod
+    def build(segment: _Segment, v0: np.ndarray, v1: np.ndarray) -> _HermiteSegment:
+        span = segment.t1 - segment.t0
+        first, last = segment.starts[0], segment.end
+        second = first.compose(rigid_exp(v0 * span / 3.0))
+        third = last.compose(rigid_exp(-v1 * span / 3.0))
+        omegas = (v0 * span / 3.0, rigid_log(second.inverse().compose(third)), v1 * span / 3.0)
+        return _HermiteSegment(segment.t0, segment.t1, first, omegas, last, v1)
+
+    def at(self, t: float) -> Rigid:
+        u = min(max((t - self.t0) / (self.t1 - self.t0), 0.0), 1.0)
+        weights = (1.0 - (1.0 - u) ** 3, u * u * (3.0 - 2.0 * u), u**3)
+        pose = self.start
+        for omega, weight in zip(self.omegas, weights, strict=True):
+            pose = pose.compose(rigid_exp(omega * weight))
+        return pose
+
+    def end_rate(self) -> np.ndarray:
+        return self.rate_out
+
+
+def _own_rate(segment: _Segment) -> np.ndarray | None:
+    """The constant body-frame twist per second of a one-piece linear segment, else None
+    (eased and multi-turn segments keep their own shape)."""
+    if segment.easing != "linear" or len(segment.twists) != 1:
+        return None
+    return segment.twists[0] / (segment.t1 - segment.t0)
+
+
+def _smooth_joins(segments: list[_Segment]) -> list[_Segment | _HermiteSegment]:
+    """Give every key between two one-piece linear segments a Catmull-Rom velocity and
+    turn the segments touching such keys into `_HermiteSegment`s (see the module notes).
+
+    The key velocity is the chord rate `(Δa·ra + Δb·rb) / (Δa + Δb)` of the two segments'
+    own rates ra, rb (body-frame twists, which a screw motion keeps constant along it),
+    i.e. the twist from the key before to the key after over their time apart.
+    """
+    rates = [_own_rate(segment) for segment in segments]
+    inner: list[np.ndarray | None] = [None]  # velocity at the start key of each segment
+    for (a, ra), (b, rb) in itertools.pairwise(zip(segments, rates, strict=True)):
+        if ra is None or rb is None:
+            inner.append(None)
+            continue
+        da, db = a.t1 - a.t0, b.t1 - b.t0
+        inner.append((da * ra + db * rb) / (da + db))
+    inner.append(None)  # the last key: the last segment's own rate carries on
+    smoothed: list[_Segment | _HermiteSegment] = []
+    for i, (segment, rate) in enumerate(zip(segments, rates, strict=True)):
+        v0, v1 = inner[i], inner[i + 1]
+        if rate is None or (v0 is None and v1 is None):
+            smoothed.append(segment)
+            continue
+        smoothed.append(_HermiteSegment.build(
+            segment, rate if v0 is None else v0, rate if v1 is None else v1
+        ))
+    return smoothed
+
+
 def _segment(a: ResolvedKey, b: ResolvedKey) -> _Segment:
     va, vb = np.array(a.values), np.array(b.values)
     turn = float(np.max(np.abs(vb[3:] - va[3:])))
@@ -300,7 +385,9 @@ class Track:
         extrapolate: bool = True,
     ) -> None:
         self.keys = resolve_keys(keyframes, time_scale)
-        self.segments = [_segment(a, b) for a, b in zip(self.keys, self.keys[1:])]
+        self.segments = _smooth_joins(
+            [_segment(a, b) for a, b in zip(self.keys, self.keys[1:])]
+        )
         self.extrapolate = extrapolate
         self._first = Rigid.from_user(self.keys[0].values)
         self._origin = self._first.inverse()

@@ -7,6 +7,7 @@ package stand in for them. The Deforum-style baseline gets a smoke test on a tin
 from __future__ import annotations
 
 import math
+import os
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is not installed
 
 from benchmarks import __main__ as harness
+from benchmarks import bench_quality
 from benchmarks.common import Row, measure, measure_interleaved, row_passed
 
 FAKE_MODULES = {
@@ -155,6 +157,63 @@ def test_main_succeeds_when_every_module_runs(
 def test_main_rejects_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert harness.main(["no-such-benchmark"]) == 2
     assert "no benchmark" in capsys.readouterr().err
+
+
+def test_main_passes_size_to_the_modules_and_needs_a_value(
+    fake_package, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package, _ = fake_package
+    use_fake_package(monkeypatch, package)
+    monkeypatch.setenv("KANDANIM_BENCH_SIZE", "full")  # restored after the test
+    assert harness.main(["good", "--size", "small"]) == 0
+    assert os.environ["KANDANIM_BENCH_SIZE"] == "small"
+    assert harness.main(["good", "--size"]) == 2
+    assert "--size needs a value" in capsys.readouterr().err
+
+
+def quality_figures(effect: str, **values: float) -> bench_quality.Figures:
+    defaults = {"detail": 0.8, "homography": 0.6, "homography_grey": 0.9}
+    return bench_quality.Figures(
+        "coffee", effect, (832, 448), 1.0, **{**defaults, **values},
+        bands={"left": 0.7, "right": 0.2, "top": 1.1, "bottom": 0.9},
+    )
+
+
+def test_quality_rows_apply_the_issue_bars_where_they_belong() -> None:
+    rows = {r.name.split(": ")[1]: r for r in bench_quality.rows_for(quality_figures("right"))}
+    assert rows["detail kept"].bar == "≥ 70 %" and rows["detail kept"].passed
+    assert rows["homography correlation"].passed
+    worst = rows["band ratio (worst edge)"]
+    assert worst.value == pytest.approx(0.2) and worst.passed is False  # the entering edge
+    spin = {r.name.split(": ")[1]: r for r in bench_quality.rows_for(quality_figures("spin-cw"))}
+    assert all(row.passed is None for row in spin.values())  # no bar for a spin
+    lost = bench_quality.rows_for(quality_figures("orbit-left", homography=math.nan))
+    assert [r.passed for r in lost if "homography" in r.name] == [False]  # NaN fails
+    turn = bench_quality.rows_for(quality_figures("rotate-360", centre=0.2))
+    assert [r.passed for r in turn if "centre" in r.name] == [False]
+
+
+def test_quality_measures_a_real_preview(tmp_path: Path) -> None:
+    """The plumbing on one small render: the rocket standing still stays sharp and straight."""
+    (rocket,) = [s for s in bench_quality.SOURCES if s.name == "rocket"]
+    figures = bench_quality.measure(rocket, "in-place", "small", tmp_path)
+    assert figures.size == (256, 128)
+    assert figures.detail > 0.7
+    assert figures.straightness < 1.0
+    assert math.isnan(figures.centre)
+
+
+def test_the_resampler_loop_ranks_bilinear_below_lanczos() -> None:
+    """48 frames of a truck on a 128×64 photo: compounding bilinear blur is measured."""
+    import cv2
+    import skimage.data
+
+    first = cv2.resize(skimage.data.coffee(), (128, 64), interpolation=cv2.INTER_AREA)
+    kept = {
+        name: bench_quality.resampler_loop(first, "right", name).detail
+        for name in ("bilinear", "lanczos4")
+    }
+    assert kept["bilinear"] < 0.6 < kept["lanczos4"]
 
 
 def test_measure_returns_the_median_of_the_calls() -> None:
