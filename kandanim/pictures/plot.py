@@ -215,8 +215,9 @@ def check_plot_path(path: Path) -> Path:
     """`path` if it names a PNG or SVG in a folder that exists; UserError otherwise."""
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise UserError(
-            f"--plot {path}: cannot write a '{path.suffix or 'suffix-less'}' picture",
-            hint="name the file .png or .svg",
+            f"--plot {path}: a plot is written as .png or .svg, not "
+            f"{repr(path.suffix) if path.suffix else 'a name without a suffix'}",
+            hint=f"for example --plot {path.with_suffix('.png').name}",
         )
     if not path.parent.is_dir():
         raise UserError(
