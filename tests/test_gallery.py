@@ -146,3 +146,18 @@ def test_gallery_bad_input_exits_2(extra: list[str], tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "g").exists()  # refused before anything was written
+
+
+def test_readme_shows_the_committed_gallery() -> None:
+    """The README's grid names every effect; its clips (from `make gallery`) are committed
+    under docs/ within the size budget of the issue: ≤ 300 KB each, ≤ 8 MB in all."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for preset in CATALOGUE.presets():
+        clip = root / "docs" / "gallery" / f"{preset.name}.webp"
+        assert f'src="docs/gallery/{preset.name}.webp"' in readme
+        assert 0 < clip.stat().st_size <= MAX_CLIP_BYTES, clip
+    assert (root / "docs" / "gallery" / INDEX).is_file()
+    assert "](docs/demo-plan.png)" in readme and (root / "docs" / "demo-plan.png").is_file()
+    total = sum(p.stat().st_size for p in (root / "docs").rglob("*") if p.is_file())
+    assert total <= 8_000_000

@@ -410,7 +410,9 @@ def _draw_view(
                    label=b.label)
             for b in data.scenes
         ] + handles
-    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.85)
+    if dims == next(iter(VIEWS)):  # one legend, beside the first view, clear of the path
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9,
+                  frameon=False)
 
 
 def save_figure(figure: Figure, path: Path) -> Path:
