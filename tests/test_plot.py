@@ -110,15 +110,17 @@ def test_figure_draws_the_data(plan: Plan) -> None:
     (ticks,) = artist(figure, "diffused")
     xs = [segment[0][0] for segment in ticks.get_segments()]
     assert np.allclose(xs, data.t[data.diffused])
-    top, side = artist(figure, "path")
-    expected_top = np.stack([data.channels[:-1, [0, 2]], data.channels[1:, [0, 2]]], axis=1)
-    expected_side = np.stack([data.channels[:-1, [2, 1]], data.channels[1:, [2, 1]]], axis=1)
-    assert np.allclose(np.array(top.get_segments()), expected_top)
-    assert np.allclose(np.array(side.get_segments()), expected_side)
-    top_frustums, _ = artist(figure, "frustums")
-    assert np.allclose(
-        np.array(top_frustums.get_segments()), data.frustums[:, :, :, [0, 2]].reshape(-1, 2, 2)
-    )
+    for (a, b), view in zip([(0, 2), (2, 1)], figure.axes[-2:], strict=True):
+        for scene in data.scenes:  # each scene's stretch, joined to the next scene's start
+            line = by_gid(view, f"path-{scene.scene}")
+            frames = [f.index for f in plan.frames if f.scene == scene.scene]
+            if scene.scene + 1 < len(data.scenes):
+                frames.append(frames[-1] + 1)
+            assert np.array_equal(line.get_xdata(), data.channels[frames, a])
+            assert np.array_equal(line.get_ydata(), data.channels[frames, b])
+        drawn = by_gid(view, "frustums").get_xydata().reshape(-1, 3, 2)
+        assert np.isnan(drawn[:, 2]).all()  # a break after every edge
+        assert np.allclose(drawn[:, :2], data.frustums[:, :, :, [a, b]].reshape(-1, 2, 2))
     assert len(artist(figure, "scene-bands")) == 8  # on every time panel
     assert len(artist(figure, "transition-bands")) == 8
 

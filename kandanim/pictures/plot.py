@@ -233,10 +233,18 @@ def plan_figure(data: PlotData) -> Figure:
     """The figure: pose channels, strength and cadence over time; top and side views."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=FIGURE_INCHES, dpi=DPI, layout="constrained")
-    figure.suptitle(textwrap.fill(data.title, TITLE_CHARS), fontsize=14, fontweight="bold")
-    outer = figure.add_gridspec(1, 2, width_ratios=(1.55, 1))
-    left = outer[0].subgridspec(8, 1, height_ratios=(1, 1, 1, 1, 1, 1, 1.1, 0.35))
+    # a fixed layout: the figure's size never changes, and constrained layout would cost
+    # a third of the drawing time of a long plan
+    figure = Figure(figsize=FIGURE_INCHES, dpi=DPI)
+    title = textwrap.fill(data.title, TITLE_CHARS)
+    figure.suptitle(title, fontsize=14, fontweight="bold", y=0.99, va="top")
+    outer = figure.add_gridspec(
+        1, 2, width_ratios=(1.55, 1), left=0.085, right=0.99, bottom=0.06,
+        top=0.925 - 0.027 * title.count("\n"), wspace=0.14,
+    )
+    left = outer[0].subgridspec(
+        8, 1, height_ratios=(1, 1, 1, 1, 1, 1, 1.1, 0.35), hspace=0.28
+    )
     time_axes: list[Axes] = []
     for row, axis in enumerate(AXES):
         ax = figure.add_subplot(left[row], sharex=time_axes[0] if time_axes else None)
@@ -255,7 +263,7 @@ def plan_figure(data: PlotData) -> Figure:
     diffuse_ax.set_xlabel("time (s)")
     time_axes[0].set_xlim(0.0, len(data.t) / data.fps)
     _label_scenes(time_axes[0], data)
-    right = outer[1].subgridspec(2, 1)
+    right = outer[1].subgridspec(2, 1, hspace=0.22)
     span = view_span(data, VIEWS)
     for row, (dims, (title, xlabel, ylabel)) in enumerate(VIEWS.items()):
         _draw_view(figure.add_subplot(right[row]), data, dims, title, xlabel, ylabel, span)
@@ -337,11 +345,12 @@ def _draw_bands(ax: Axes, data: PlotData) -> None:
                        zorder=-2, gid="scene-bands")
     )
     if data.transitions:
+        few = len(data.transitions) <= MAX_SCENE_LINES  # hatching hundreds is slow and busy
         ax.add_collection(
             PolyCollection(
                 [_band_polygon(b) for b in data.transitions], facecolors=TRANSITION_SHADE,
                 alpha=0.28, edgecolors="none", transform=transform, zorder=-1,
-                gid="transition-bands", hatch="//",
+                gid="transition-bands", hatch="//" if few else None,
             )
         )
     if len(data.scenes) <= MAX_SCENE_LINES:  # beyond that the lines would hide the curves
@@ -375,19 +384,20 @@ def _draw_view(
     span: float,
 ) -> None:
     """The path projected on two axes (x–z from above, z–y from the side), per scene."""
-    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
     a, b = dims
-    points = data.channels[:, [a, b]]
-    segments = np.stack([points[:-1], points[1:]], axis=1)  # (N-1, 2, 2)
-    colours = [SCENE_COLOURS[k % len(SCENE_COLOURS)] for k in data.scene_of[1:]]
-    ax.add_collection(LineCollection(segments, colors=colours, linewidths=2.0, gid="path"))
+    for scene in data.scenes:  # one line per scene (a path per segment is 100× slower)
+        chosen = scene_path(data, scene.scene)
+        ax.plot(
+            data.channels[chosen, a], data.channels[chosen, b], linewidth=2.0,
+            color=SCENE_COLOURS[scene.scene % len(SCENE_COLOURS)], gid=f"path-{scene.scene}",
+        )
     many = len(data.frustums) > MANY_FRUSTUMS
     frustums = data.frustums[:, :, :, [a, b]].reshape(-1, 2, 2)
-    ax.add_collection(
-        LineCollection(frustums, colors="#555555", linewidths=0.5 if many else 0.7,
-                       alpha=0.5 if many else 1.0, gid="frustums")
+    ax.plot(
+        *broken_line(frustums).T, color="#555555", linewidth=0.5 if many else 0.7,
+        alpha=0.5 if many else 1.0, gid="frustums",
     )
     start, end = data.channels[0], data.channels[-1]
     ax.plot(start[a], start[b], marker="o", color="black", markersize=7, linestyle="none",
@@ -398,21 +408,38 @@ def _draw_view(
     centre = (points.min(axis=0) + points.max(axis=0)) / 2
     ax.set_xlim(centre[0] - span / 2, centre[0] + span / 2)
     ax.set_ylim(centre[1] - span / 2, centre[1] + span / 2)
-    ax.set_aspect("equal", adjustable="box")  # equal spans: a square box
+    ax.set_aspect("equal", adjustable="box")  # equal spans: a square box ...
+    ax.set_anchor("W")  # ... on the left of its cell, the legend to its right
     ax.set_title(f"{title} (frustum every second)", fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, color="#e4e4e4", linewidth=0.6)
-    handles = ax.get_lines()
+    handles = [line for line in ax.get_lines() if line.get_label() in ("start", "end")]
     if len(data.scenes) <= MAX_LEGEND_SCENES:
         handles = [
             Line2D([], [], color=SCENE_COLOURS[b.scene % len(SCENE_COLOURS)], linewidth=2.0,
-                   label=b.label)
+                   label=b.label.split(",")[0])  # without the cadence: the legend is narrow
             for b in data.scenes
         ] + handles
     if dims == next(iter(VIEWS)):  # one legend, beside the first view, clear of the path
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9,
-                  frameon=False)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+                  frameon=False, borderaxespad=0.0)
+
+
+def scene_path(data: PlotData, scene: int) -> np.ndarray:
+    """Frame indices of a scene's stretch of path, plus the next scene's first frame so
+    consecutive stretches join."""
+    chosen = np.flatnonzero(data.scene_of == scene)
+    if len(chosen) and chosen[-1] + 1 < len(data.t):
+        chosen = np.append(chosen, chosen[-1] + 1)
+    return chosen
+
+
+def broken_line(segments: np.ndarray) -> np.ndarray:
+    """(S, 2, 2) segments as one (3S, 2) polyline with a NaN break after each segment:
+    one path to draw instead of S."""
+    gaps = np.full((len(segments), 1, 2), np.nan)
+    return np.concatenate([segments, gaps], axis=1).reshape(-1, 2)
 
 
 def save_figure(figure: Figure, path: Path) -> Path:
