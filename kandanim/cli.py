@@ -188,8 +188,9 @@ def effects(
         Path | None, typer.Option("--image", help="Gallery: start from this picture.")
     ] = None,
     resolution: Annotated[
-        str, typer.Option(help="Gallery: landscape, square, portrait or WxH.")
-    ] = "320x320",
+        str | None,
+        typer.Option(help="Gallery: landscape, square, portrait or WxH (default 320x320)."),
+    ] = None,
     presets: PresetsOption = None,
 ) -> None:
     """List the camera effects, show one with its keyframes, plot one, or render a gallery.
@@ -201,7 +202,7 @@ def effects(
     from kandanim.presets import load_catalogue
 
     try:
-        _check_effects_options(name, plot, gallery, image)
+        _check_effects_options(name, plot, gallery, image, resolution)
         catalogue = load_catalogue(_dirs(presets))
         if plot is not None and name is not None:
             from kandanim.pictures.plot import write_effect_plot
@@ -216,36 +217,43 @@ def effects(
 
 
 def _check_effects_options(
-    name: str | None, plot: Path | None, gallery: Path | None, image: Path | None
+    name: str | None, plot: Path | None, gallery: Path | None, image: Path | None,
+    resolution: str | None,
 ) -> None:
+    """Options of `effects` that do not go together: UserError (exit 2) before any work."""
     from kandanim.errors import UserError
 
-    if plot is not None and name is None:
-        raise UserError("--plot draws one effect: name it", hint="kandanim effects zoom-in --plot zoom-in.png")
-    if plot is not None and gallery is not None:
-        raise UserError("--plot and --gallery do not go together", hint="run them one at a time")
-    if gallery is not None and name is not None:
-        raise UserError(
-            f"--gallery renders every effect, so '{name}' is not needed",
-            hint="kandanim effects --gallery DIR",
-        )
-    if image is not None and gallery is None:
-        raise UserError("--image is for --gallery", hint="kandanim effects --gallery DIR --image PHOTO")
+    conflicts = [
+        (plot is not None and name is None, "--plot draws one effect: name it",
+         "kandanim effects zoom-in --plot zoom-in.png"),
+        (plot is not None and gallery is not None, "--plot and --gallery do not go together",
+         "run them one at a time"),
+        (gallery is not None and name is not None,
+         f"--gallery renders every effect, so '{name}' is not needed",
+         "kandanim effects --gallery DIR"),
+        (image is not None and gallery is None, "--image is for --gallery",
+         "kandanim effects --gallery DIR --image PHOTO"),
+        (resolution is not None and gallery is None, "--resolution is for --gallery",
+         "kandanim effects --gallery DIR --resolution 256x256"),
+    ]
+    for wrong, message, hint in conflicts:
+        if wrong:
+            raise UserError(message, hint=hint)
 
 
 def _render_gallery(
-    folder: Path, catalogue: Catalogue, image: Path | None, resolution: str,
+    folder: Path, catalogue: Catalogue, image: Path | None, resolution: str | None,
     extra: tuple[Path, ...],
 ) -> None:
     """Clips and index.html into `folder`: a line per clip on stderr, the index on stdout."""
-    from kandanim.pictures.gallery import INDEX, Clip, render_gallery
+    from kandanim.pictures.gallery import DEFAULT_RESOLUTION, INDEX, Clip, render_gallery
 
     def report(clip: Clip, done: int, total: int) -> None:
         err.print(f"gallery: {done}/{total} {clip.name} ({clip.size_bytes // 1000} KB)")
 
     render_gallery(
-        folder, catalogue, image=image, resolution=resolution, extra_presets=extra,
-        on_clip=report,
+        folder, catalogue, image=image, resolution=resolution or DEFAULT_RESOLUTION,
+        extra_presets=extra, on_clip=report,
     )
     out.print(str(folder / INDEX))
 

@@ -241,6 +241,8 @@ def test_plan_plot_command(tmp_path: Path) -> None:
         ["effects", "zoom-in", "--plot", "{tmp}/zoom.gif"],
         ["effects", "--plot", "{tmp}/zoom.png"],
         ["effects", "zoom-in", "--gallery", "{tmp}/gallery"],
+        ["effects", "--image", "{tmp}/photo.png"],
+        ["effects", "--resolution", "64x64"],
     ],
 )
 def test_bad_plot_options_exit_2(arguments: list[str], tmp_path: Path) -> None:

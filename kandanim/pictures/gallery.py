@@ -63,9 +63,9 @@ def render_gallery(
     """Render every effect of `catalogue` into `folder` and write `folder/index.html`.
 
     Each clip shows `seconds` of its effect (default `SHOW_SECONDS`, the scene length
-    the effects are tuned for). Returns the clips in catalogue order. Raises UserError for a folder that cannot be
-    one or a bad image or resolution, RuntimeFailure when Pillow cannot write WebP or the
-    disk fails.
+    the effects are tuned for). Returns the clips in catalogue order. Raises UserError
+    for a folder that cannot be one or a bad image or resolution (before writing
+    anything), RuntimeFailure when Pillow cannot write WebP or the disk fails.
     """
     from kandanim.planview import motion_summary
 
@@ -168,7 +168,7 @@ def _source_note(image: Path | None, count: int, seconds: float) -> str:
     scene = f"on {image.name}" if image is not None else "on the built-in test scene"
     return (
         f"{count} effects, {seconds:g} s each {scene}, rendered by the preview "
-        "engine (no diffusion). Use one with `effect: NAME` in a scene."
+        "engine (no diffusion). Put one in a scene with effect: NAME."
     )
 
 
