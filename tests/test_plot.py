@@ -197,6 +197,8 @@ def test_png_and_svg_files(plan: Plan, tmp_path: Path) -> None:
     svg = write_plot(plan, tmp_path / "plan.SVG")
     document = xml.dom.minidom.parse(str(svg))
     assert document.documentElement.tagName == "svg"
+    again = write_plot(plan, tmp_path / "again.svg")
+    assert again.read_bytes() == svg.read_bytes()  # reproducible: no date, fixed ids
 
 
 @pytest.mark.parametrize("name", ["plan.jpg", "plan", "plan.pdf", "plan.png.txt"])

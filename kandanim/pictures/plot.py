@@ -444,11 +444,16 @@ def broken_line(segments: np.ndarray) -> np.ndarray:
 
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write the figure as PNG or SVG (by suffix) through Agg; RuntimeFailure on I/O errors."""
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)  # an explicit off-screen canvas: never a display
+    fmt = path.suffix.lower().lstrip(".")
+    # no date and fixed SVG ids: the same plan gives the same file (diffable docs/)
+    metadata = {"Date": None} if fmt == "svg" else {}
     try:
-        figure.savefig(path, format=path.suffix.lower().lstrip("."), dpi=DPI)
+        with matplotlib.rc_context({"svg.hashsalt": "kandanim"}):
+            figure.savefig(path, format=fmt, dpi=DPI, metadata=metadata)
     except OSError as error:
         raise RuntimeFailure(f"cannot write {path}: {error.strerror or error}") from None
     return path
