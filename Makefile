@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test bench lint contact-sheet clean
+.PHONY: install demo test bench lint contact-sheet gallery clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: install
 
 contact-sheet: install
 	$(PY) -m kandanim.tools.contact_sheet out/demo.mp4 docs/demo-contact-sheet.png
+
+# the README's pictures: a clip of every effect and the demo's camera plot (docs/, ~4 MB)
+gallery: install
+	$(VENV)/bin/kandanim effects --gallery docs/gallery
+	$(VENV)/bin/kandanim plan scenes/demo.yaml --plot docs/demo-plan.png
 
 test: install
 	$(PY) -m pytest -n 2

@@ -33,6 +33,7 @@ from kandanim.errors import KandanimError, ScreenplayError
 if TYPE_CHECKING:
     from kandanim.jobs import JobResult
     from kandanim.jobs import Progress as ProgressLike
+    from kandanim.presets import Catalogue
 
 app = typer.Typer(
     name="kandanim",
@@ -128,22 +129,40 @@ def validate(
 def plan(
     script: Annotated[Path, typer.Argument(help="Screenplay file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Per-frame records as JSON.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="Draw the camera path, strength and cadence to a .png or .svg.",
+            show_default=False,
+        ),
+    ] = None,
     presets: PresetsOption = None,
 ) -> None:
     """Show the resolved plan: scenes, frame ranges, timecodes, effects, transitions.
 
-    Example: kandanim plan --json scenes/demo.yaml | jq '.records[0].pose'
+    Examples: kandanim plan --json scenes/demo.yaml | jq '.records[0].pose' ;
+    kandanim plan scenes/demo.yaml --plot demo-plan.png
     """
     from kandanim.plan import build_plan
     from kandanim.planview import plan_table
     from kandanim.screenplay import load_screenplay
 
     try:
+        if plot is not None:
+            from kandanim.pictures.plot import check_plot_path, write_plot
+
+            check_plot_path(plot)  # before the work: a wrong name fails at once
         resolved = build_plan(load_screenplay(script, extra_presets=_dirs(presets)))
+        if plot is not None:
+            write_plot(resolved, plot)
     except KandanimError as error:
         _fail(error)
     if as_json:
         sys.stdout.write(json.dumps(resolved.to_json(), indent=1) + "\n")
+        if plot is not None:
+            _notice(f"plot written to {plot}")  # stdout holds the JSON alone
+    elif plot is not None:
+        out.print(str(plot))
     else:
         out.print(plan_table(resolved))
 
@@ -151,20 +170,92 @@ def plan(
 @app.command()
 def effects(
     name: Annotated[str | None, typer.Argument(help="Show one effect in full.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="Draw NAME's keyframes and curves to a .png or .svg.",
+            show_default=False,
+        ),
+    ] = None,
+    gallery: Annotated[
+        Path | None,
+        typer.Option(
+            "--gallery", help="Render a looping clip of every effect and an index.html here.",
+            show_default=False,
+        ),
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Gallery: start from this picture.")
+    ] = None,
+    resolution: Annotated[
+        str | None,
+        typer.Option(help="Gallery: landscape, square, portrait or WxH (default 320x320)."),
+    ] = None,
     presets: PresetsOption = None,
 ) -> None:
-    """List the camera effects, or show one with its keyframes.
+    """List the camera effects, show one with its keyframes, plot one, or render a gallery.
 
-    Example: kandanim effects orbit-right
+    Examples: kandanim effects orbit-right ; kandanim effects orbit-right --plot orbit.png ;
+    kandanim effects --gallery gallery/ --image photo.jpg
     """
     from kandanim.planview import effect_detail, effects_table
     from kandanim.presets import load_catalogue
 
     try:
+        _check_effects_options(name, plot, gallery, image, resolution)
         catalogue = load_catalogue(_dirs(presets))
-        out.print(effects_table(catalogue) if name is None else effect_detail(catalogue, name))
+        if plot is not None and name is not None:
+            from kandanim.pictures.plot import write_effect_plot
+
+            out.print(str(write_effect_plot(catalogue, name, plot, _dirs(presets))))
+        elif gallery is not None:
+            _render_gallery(gallery, catalogue, image, resolution, _dirs(presets))
+        else:
+            out.print(effects_table(catalogue) if name is None else effect_detail(catalogue, name))
     except KandanimError as error:
         _fail(error)
+
+
+def _check_effects_options(
+    name: str | None, plot: Path | None, gallery: Path | None, image: Path | None,
+    resolution: str | None,
+) -> None:
+    """Options of `effects` that do not go together: UserError (exit 2) before any work."""
+    from kandanim.errors import UserError
+
+    conflicts = [
+        (plot is not None and name is None, "--plot draws one effect: name it",
+         "kandanim effects zoom-in --plot zoom-in.png"),
+        (plot is not None and gallery is not None, "--plot and --gallery do not go together",
+         "run them one at a time"),
+        (gallery is not None and name is not None,
+         f"--gallery renders every effect, so '{name}' is not needed",
+         "kandanim effects --gallery DIR"),
+        (image is not None and gallery is None, "--image is for --gallery",
+         "kandanim effects --gallery DIR --image PHOTO"),
+        (resolution is not None and gallery is None, "--resolution is for --gallery",
+         "kandanim effects --gallery DIR --resolution 256x256"),
+    ]
+    for wrong, message, hint in conflicts:
+        if wrong:
+            raise UserError(message, hint=hint)
+
+
+def _render_gallery(
+    folder: Path, catalogue: Catalogue, image: Path | None, resolution: str | None,
+    extra: tuple[Path, ...],
+) -> None:
+    """Clips and index.html into `folder`: a line per clip on stderr, the index on stdout."""
+    from kandanim.pictures.gallery import DEFAULT_RESOLUTION, INDEX, Clip, render_gallery
+
+    def report(clip: Clip, done: int, total: int) -> None:
+        err.print(f"gallery: {done}/{total} {clip.name} ({clip.size_bytes // 1000} KB)")
+
+    render_gallery(
+        folder, catalogue, image=image, resolution=resolution or DEFAULT_RESOLUTION,
+        extra_presets=extra, on_clip=report,
+    )
+    out.print(str(folder / INDEX))
 
 
 @app.command()
@@ -239,26 +330,51 @@ def preview(
         str | None,
         typer.Option("-o", "--output", help=".mp4, .webm, .gif, or a folder ending in / for PNGs."),
     ] = None,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--contact-sheet", help="Also write a PNG grid of numbered, timed frames.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
     presets: PresetsOption = None,
 ) -> None:
     """A camera-motion preview in seconds on a CPU: no diffusion.
 
-    Example: kandanim preview --effect orbit-right --image photo.jpg -o orbit.mp4
+    Examples: kandanim preview --effect orbit-right --image photo.jpg -o orbit.mp4 ;
+    kandanim preview --effect zoom-out --contact-sheet zoom-out.png
     """
     from kandanim.jobs import RenderOptions, render_preview
 
     target = _output_path(output) or Path(f"preview-{effect}.mp4")
     options = RenderOptions(engine="preview", force=True, extra_presets=_dirs(presets))
     try:
+        if contact_sheet is not None:
+            _check_sheet_path(contact_sheet)
         written = render_preview(
             effect=effect, image=image, duration=duration, resolution=resolution, fps=fps,
             depth=depth, output=target, options=options, progress=_progress(quiet),
             notify=_notice,
         )
+        if contact_sheet is not None:
+            from kandanim.tools.contact_sheet import contact_sheet as write_sheet
+
+            sheet = write_sheet(written, contact_sheet)
     except KandanimError as error:
         _fail(error)
     out.print(str(written))
+    if contact_sheet is not None:
+        out.print(str(sheet))
+
+
+def _check_sheet_path(path: Path) -> None:
+    from kandanim.errors import UserError
+
+    if path.suffix.lower() != ".png":
+        raise UserError(
+            f"--contact-sheet {path}: a contact sheet is a .png", hint="name the file SHEET.png"
+        )
 
 
 @app.command()

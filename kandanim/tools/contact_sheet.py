@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from kandanim.encode import frame_files, iter_frames
-from kandanim.errors import KandanimError, UserError
+from kandanim.errors import KandanimError, RuntimeFailure, UserError
 
 BACKGROUND = (24, 24, 24)
 LABEL_COLOUR = (235, 235, 235)
@@ -131,14 +131,21 @@ def contact_sheet(
     columns: int | None = None,
     thumb_width: int = 256,
 ) -> Path:
-    """Write the contact sheet of `video` to `out` (PNG) and return `out`."""
+    """Write the contact sheet of `video` to `out` (PNG) and return `out`.
+
+    Raises UserError for a video that cannot be read or bad counts, RuntimeFailure when
+    the sheet cannot be written.
+    """
     if count < 1 or thumb_width < 16 or (columns is not None and columns < 1):
         raise UserError("--count and --columns must be at least 1, --width at least 16")
     frames = sample_frames(Path(video), count)
     sheet = render_sheet(frames, columns=columns, thumb_width=thumb_width)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, format="PNG")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(out, format="PNG")
+    except OSError as error:
+        raise RuntimeFailure(f"cannot write {out}: {error.strerror or error}") from None
     return out
 
 
