@@ -70,6 +70,7 @@ class BuiltInWorld:
             self._panorama, self._panorama_inverse_depth, self._centre = _panorama(
                 width, height, variant, self.K
             )
+            self._margin = (self._panorama.shape[0] - height) // 2
         else:
             self._layers = _travel_layers(width, height, variant, self.K)
         # the world's own units put its subject (the boulder) at _SUBJECT_DISTANCE;
@@ -118,8 +119,12 @@ class BuiltInWorld:
         map_x = (np.arctan2(dx, dz) * np.float32(focal) + np.float32(self._centre)).astype(
             np.float32
         )
+        # rows above and below the painting read its mirrored margin (`_panorama`)
+        margin = self._margin
         map_y = np.clip(dy / np.maximum(horizontal, np.float32(1e-6)) * np.float32(focal)
-                        + np.float32(cy), 0, self.height - 1).astype(np.float32)
+                        + np.float32(cy + margin), 0, self.height + 2 * margin - 1).astype(
+            np.float32
+        )
         if inverse_depth is not None:  # a point at horizontal distance r lies at z = r / |d_h|
             nearness = cv2.remap(inverse_depth, map_x, map_y, cv2.INTER_NEAREST,
                                  borderMode=cv2.BORDER_WRAP)
@@ -298,21 +303,55 @@ def _shifted(source_K: np.ndarray, left: float, top: float) -> np.ndarray:
     return np.array([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]]) @ source_K
 
 
+SKY_AND_GROUND_BANDS = 0.15
+"""Fraction of the painting's height, at its top (sky) and bottom (ground), tiled
+beyond it when the camera tilts past the panorama."""
+
+
+def _wrapped(painted: np.ndarray, around: int, overlap: int) -> np.ndarray:
+    """The first `around` columns, the `overlap` painted past them cross-faded into the
+    start: the painting then wraps round without a seam."""
+    start, wrapped = painted[:, :overlap].astype(np.float32), painted[:, around:]
+    fade = np.linspace(0.0, 1.0, overlap, dtype=np.float32)[None, :, None]
+    blended = wrapped.astype(np.float32) * (1.0 - fade) + start * fade
+    result = np.ascontiguousarray(painted[:, :around])
+    result[:, :overlap] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return result
+
+
+def _mirrored_tiles(band: np.ndarray, rows: int, *, above: bool) -> np.ndarray:
+    """`rows` rows continuing `band` away from the painting: mirrored, then mirrored back,
+    and so on (no seam where the copies meet)."""
+    pair = np.concatenate([band, band[::-1]] if above else [band[::-1], band])
+    reps = -(-rows // pair.shape[0])
+    tiles = np.concatenate([pair] * reps)
+    # above: the rows nearest the painting come last; below: first
+    return np.ascontiguousarray(tiles[-rows:] if above else tiles[:rows])
+
+
 def _panorama(width: int, height: int, variant: int,
               K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """The landscape painted round a cylinder of radius f: (H, 2πf, 3) uint8, its inverse
-    depth (H, 2πf), and the column the first frame's optical axis looks at. Its two ends are cross-faded so the
+    """The landscape painted round a cylinder of radius f: (3H, 2πf, 3) uint8 with a
+    mirrored margin of H rows above and below, its inverse depth (same rows), and
+    the column the first frame's optical axis looks at. Its two ends are cross-faded so the
     seam (behind the first view) does not show."""
     focal = float(K[1, 1])
     around = max(width, round(2.0 * math.pi * focal))
     overlap = max(8, around // 16)
     layers = procedural_layers(around + overlap, height, variant)
-    painted, inverse_depth = layers.image, layers.inverse_depth[:, :around]
-    start, wrapped = painted[:, :overlap].astype(np.float32), painted[:, around:]
-    fade = np.linspace(0.0, 1.0, overlap, dtype=np.float32)[None, :, None]
-    blended = wrapped.astype(np.float32) * (1.0 - fade) + start * fade
-    panorama = np.ascontiguousarray(painted[:, :around])
-    panorama[:, :overlap] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    painted = _wrapped(layers.image, around, overlap)
+    land = _wrapped(layers.land, around, overlap)
+    # above and below the painting: its sky and its ground (without the objects that
+    # stand on it) mirrored again and again, so tilting past it keeps their texture
+    margin = height
+    band = max(2, round(SKY_AND_GROUND_BANDS * height))
+    panorama = np.concatenate([
+        _mirrored_tiles(land[:band], margin, above=True), painted,
+        _mirrored_tiles(land[-band:], margin, above=False),
+    ])
+    inverse_depth = np.ascontiguousarray(layers.inverse_depth[:, :around])
+    inverse_depth = cv2.copyMakeBorder(inverse_depth, margin, margin, 0, 0,
+                                       cv2.BORDER_REPLICATE)
     # the painter centres the view on its middle column; cx maps there
     centre = (around + overlap) / 2.0 - 0.5 + (float(K[0, 2]) - (width - 1) / 2.0)
     return panorama, np.ascontiguousarray(inverse_depth), centre
