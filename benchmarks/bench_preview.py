@@ -1,9 +1,11 @@
-"""The preview engine end to end (SPEC §9): heuristic depth, warp, fill, colour, encode.
+"""The preview engine end to end (SPEC §9): drawing every frame and encoding it.
 
-Each measurement is a fresh process rendering a one-scene screenplay through the same
-path as `kandanim render --engine preview` (work folder of resumable frames included), so
-its peak RSS is the render's own. Bars: ≥ 24 frames/s at 640×640 (real time), and the
-peak memory of a 60 s render within 10% of a 5 s one (frames stream; nothing accumulates).
+Each measurement is a fresh process rendering through the same path as `kandanim preview`
+(`jobs.render_preview`: no work folder, nothing kept to resume), on the built-in world and
+on a photo (scikit-image's coffee, a planar anchor), so its peak RSS is the render's own.
+The time counts everything from the plan to the closed file, the world's painting
+included. Bars: ≥ 30 frames/s at 640×640 (stretch 48), and the peak memory of a 60 s render
+within 10% of a 5 s one (frames stream; nothing accumulates).
 """
 
 from __future__ import annotations
@@ -18,38 +20,40 @@ from pathlib import Path
 
 from benchmarks.common import Row
 
-REAL_TIME = 24.0
+REAL_TIME = 30.0
+STRETCH = 48.0
 MEMORY_SLACK = 1.10
 
 
-def render_once(seconds: float, resolution: str, effect: str) -> dict[str, float]:
+def render_once(seconds: float, resolution: str, effect: str, photo: bool = False) -> dict:
     """Render in this process; return frames/s (excluding start-up) and peak RSS in MiB."""
-    from kandanim.engines.preview import PreviewEngine
-    from kandanim.jobs import NoProgress, RenderOptions, render_plan
-    from kandanim.plan import build_plan
-    from kandanim.screenplay import from_mapping
+    from kandanim.jobs import NoProgress, RenderOptions, render_preview
 
-    document = {
-        "version": 1, "fps": 24, "resolution": resolution, "seed": 1, "engine": "preview",
-        "scenes": [{"prompt": "bench", "effect": effect, "duration": seconds}],
-    }
     with tempfile.TemporaryDirectory() as folder:
-        plan = build_plan(from_mapping(document, base_dir=Path(folder)), engine="preview")
+        image = None
+        if photo:
+            import cv2
+            from skimage import data
+
+            image = Path(folder) / "coffee.png"
+            cv2.imwrite(str(image), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
         started = time.perf_counter()
-        render_plan(
-            plan, Path(folder) / "bench.mp4", PreviewEngine(),
-            options=RenderOptions(engine="preview", resume=False), screenplay_text="",
-            progress=NoProgress(), notify=lambda message: None,
+        render_preview(
+            effect=effect, image=image, duration=seconds, resolution=resolution, fps=24,
+            depth="auto", output=Path(folder) / "bench.mp4",
+            options=RenderOptions(engine="preview", force=True), progress=NoProgress(),
+            notify=lambda message: None,
         )
         elapsed = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"fps": plan.frame_count / elapsed, "peak_mib": peak_kib / 1024}
+    return {"fps": round(seconds * 24) / elapsed, "peak_mib": peak_kib / 1024}
 
 
-def _in_subprocess(seconds: float, resolution: str, effect: str) -> dict[str, float]:
+def _in_subprocess(seconds: float, resolution: str, effect: str,
+                   photo: bool = False) -> dict[str, float]:
     code = (
         "import json; from benchmarks.bench_preview import render_once; "
-        f"print(json.dumps(render_once({seconds}, {resolution!r}, {effect!r})))"
+        f"print(json.dumps(render_once({seconds}, {resolution!r}, {effect!r}, {photo!r})))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -60,14 +64,18 @@ def _in_subprocess(seconds: float, resolution: str, effect: str) -> dict[str, fl
 
 def run() -> list[Row]:
     rows: list[Row] = []
-    for resolution, label in (("square", "640×640"), ("landscape", "832×448")):
-        runs = [_in_subprocess(4.0, resolution, "orbit-right")["fps"] for _ in range(3)]
+    cases = (("square", "640×640", "orbit-right", False), ("square", "640×640", "orbit-right", True),
+             ("square", "640×640", "rotate-360", False), ("landscape", "832×448", "orbit-right", False))
+    for resolution, label, effect, photo in cases:
+        runs = [_in_subprocess(4.0, resolution, effect, photo)["fps"] for _ in range(3)]
         fps = sorted(runs)[1]
+        barred = resolution == "square"
+        source = "photo" if photo else "built-in world"
         rows.append(Row(
-            f"preview end to end {label} (orbit-right, mp4)", fps, "frames/s",
-            f"≥ {REAL_TIME:g}" if resolution == "square" else "",
-            fps >= REAL_TIME if resolution == "square" else None,
-            "median of 3 fresh processes; includes saving resumable frames",
+            f"kandanim preview {label} {effect}, {source}", fps, "frames/s",
+            f"≥ {REAL_TIME:g} (stretch {STRETCH:g})" if barred else "",
+            fps >= REAL_TIME if barred else None,
+            "median of 3 fresh processes, 4 s clips; painting the world included",
         ))
     short = _in_subprocess(5.0, "square", "zoom-out")
     long = _in_subprocess(60.0, "square", "zoom-out")

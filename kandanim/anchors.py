@@ -59,9 +59,10 @@ KEEP_RECENT = 3
 ROTATION_WEIGHT = 1.0  # per degree, in the anchor distance
 TRANSLATION_WEIGHT = 20.0  # per scene unit: 0.05 units count as much as 1°
 
-INTERPOLATION = cv2.INTER_CUBIC
-"""Resampler of anchored frames: one bicubic sample keeps about twice the detail of a
-bilinear one at a half-pixel offset (NOTES.md), at a quarter of Lanczos' cost."""
+INTERPOLATION = cv2.INTER_LANCZOS4
+"""Resampler of anchored frames. One sample at a half-pixel offset keeps 35 % of a photo's
+detail bilinear, 66 % bicubic, 77 % Lanczos-4 (NOTES.md); on a 4 s in-place shot of
+coffee at 448×256 bicubic keeps 80 %, Lanczos-4 88 %, at about 2× bicubic's cost."""
 
 _PLANE_TOLERANCE = 1e-4  # relative residual of a plane fit to inverse depth
 _MIRROR = cv2.BORDER_REFLECT_101

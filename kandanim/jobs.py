@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from kandanim import __version__
 from kandanim.encode import AudioTrack, check_output, open_writer
 from kandanim.engines.base import Engine
 from kandanim.errors import Interrupted, KandanimError, UserError
 from kandanim.plan import Plan, build_plan
-from kandanim.render import Renderer, reveal_notices, supports_morph
+from kandanim.render import RenderState, Renderer, reveal_notices, supports_morph
 from kandanim.resume import NoWorkFolder, WorkFolder, work_folder_for
 from kandanim.screenplay import LoadedScreenplay, load_screenplay
 
@@ -135,7 +139,7 @@ def render_plan(
     for notice in reveal_notices(plan, engine):
         notify(notice)
     renderer = Renderer(plan, engine, resumed.state)
-    done = renderer.state.next_index
+    done = written = renderer.state.next_index
     progress.start(output.name, plan.frame_count, done)
     try:
         with _interrupts_as_keyboard(), open_writer(
@@ -149,11 +153,12 @@ def render_plan(
         ) as writer:
             for image in work.saved_frames(done):
                 writer.write(image)
-            for index, image in renderer.frames():
+            for index, image, state in _ahead(renderer):
+                written = index + 1
                 writer.write(image)
                 work.save_frame(index, image)
-                if renderer.state.clean:
-                    work.checkpoint(renderer.state)
+                if state.clean:
+                    work.checkpoint(state)
                 progress.update(index + 1)
             work.flush()
             writer.close()
@@ -162,7 +167,7 @@ def render_plan(
         if work.path is None:
             raise Interrupted("interrupted; a preview keeps nothing to resume from") from None
         raise Interrupted(
-            f"interrupted; {renderer.state.next_index} of {plan.frame_count} frames are saved "
+            f"interrupted; {written} of {plan.frame_count} frames are saved "
             f"in {work.path}",
             hint="run the same command again to resume where it stopped",
         ) from None
@@ -176,6 +181,51 @@ def render_plan(
     else:
         work.remove()
     return plan.frame_count
+
+
+RENDER_AHEAD = 3
+"""Frames the renderer may run ahead of the encoder: drawing one frame and encoding the
+last run side by side on two cores."""
+
+
+def _ahead(renderer: Renderer) -> Iterator[tuple[int, np.ndarray, RenderState]]:
+    """`renderer.frames()` made on a thread of its own, each with the loop state after it
+    (what a checkpoint of that frame must hold), at most `RENDER_AHEAD` frames ahead.
+
+    The renderer's numpy and OpenCV work and the encoder both release the GIL, so the
+    two overlap. An error on the thread is raised here; leaving early (an error in the
+    consumer, Ctrl-C) stops the thread at its next frame.
+    """
+    results: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=RENDER_AHEAD)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for index, image in renderer.frames():
+                if stop.is_set():
+                    return
+                results.put(("frame", (index, image, renderer.state)))
+            results.put(("done", None))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
+            results.put(("error", error))
+
+    thread = threading.Thread(target=produce, name="kandanim-render", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, payload = results.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise payload
+            yield payload
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                results.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 def render_scripts(

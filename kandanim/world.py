@@ -21,6 +21,7 @@ Homography of the plane mᵀX = 1 under the move X' = R X + t: `H = K (R + t m�
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -52,6 +53,11 @@ class _Layer:
     alpha: np.ndarray | None  # (h, w) float32, None = opaque
     source_K: np.ndarray  # (3, 3): first camera's normalised rays → this layer's pixels
     m: np.ndarray  # (3,) its plane, mᵀ X = 1 in the first camera
+
+    @functools.cached_property
+    def from_pixels(self) -> np.ndarray:
+        """(3, 3) inverse of `source_K`: this layer's pixels → normalised rays."""
+        return np.linalg.inv(self.source_K)
 
 
 class BuiltInWorld:
@@ -159,7 +165,7 @@ class BuiltInWorld:
                     translation: np.ndarray) -> np.ndarray:
         """Layer pixel → target pixel."""
         motion = rotation + np.outer(translation, layer.m)
-        return self.K @ motion @ np.linalg.inv(layer.source_K)
+        return self.K @ motion @ layer.from_pixels
 
     def _land(self, backdrop: _Layer, ground: _Layer, rotation: np.ndarray,
               translation: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
