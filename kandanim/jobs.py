@@ -8,6 +8,7 @@ script of a batch (models load once).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -17,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from kandanim.encode import AudioTrack, check_output, open_writer
 from kandanim.engines.base import Engine
 from kandanim.errors import Interrupted, KandanimError, UserError
 from kandanim.plan import Plan, build_plan
-from kandanim.render import RenderState, Renderer, reveal_notices, supports_morph
+from kandanim.render import Renderer, RenderState, reveal_notices, supports_morph
 from kandanim.resume import NoWorkFolder, WorkFolder, work_folder_for
 from kandanim.screenplay import LoadedScreenplay, load_screenplay
 

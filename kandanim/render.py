@@ -396,11 +396,12 @@ def reveal_notices(plan: Plan, engine: Engine) -> list[str]:
             turned.append(f"scene {scene.index + 1} ({widest:.0f}°)")
     if not turned:
         return []
-    return [
+    notice = (
         f"the camera turns further than the photo reaches in {', '.join(turned)}: the "
         f"{engine.name} engine continues the picture by mirroring it; diffusion "
         "(--engine kandinsky) paints what lies beyond"
-    ]
+    )
+    return [notice]
 
 
 def _turn_degrees(a: Pose, b: Pose) -> float:
