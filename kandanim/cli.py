@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kandanim import __version__
-from kandanim.errors import KandanimError, ScreenplayError
+from kandanim.errors import Interrupted, KandanimError, ScreenplayError
 
 if TYPE_CHECKING:
     from kandanim.jobs import JobResult
@@ -80,8 +80,10 @@ def _print_error(error: KandanimError, source: str | None = None) -> None:
         lines = [f"{source}: {error.message}"]
     else:
         lines = [error.message]
+    # Ctrl-C is the user's choice, not a failure: say what happened, not "error"
+    label = "[bold yellow]stopped[/]" if isinstance(error, Interrupted) else "[bold red]error[/]"
     for line in lines:
-        err.print(f"[bold red]error[/]: {escape(line)}")
+        err.print(f"{label}: {escape(line)}")
     if error.hint:
         err.print(f"[dim]hint[/]: {escape(error.hint)}")
 
@@ -197,8 +199,12 @@ def render(
     seed: Annotated[int | None, typer.Option(help="Override the screenplay's seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted render.")] = True,
     keep_frames: Annotated[bool, typer.Option(help="Keep the work folder of frames.")] = False,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
-    fail_fast: Annotated[bool, typer.Option(help="Stop a batch at the first failure.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing output kandanim did not write.")
+    ] = False,
+    fail_fast: Annotated[
+        bool, typer.Option(help="Render nothing when a script is invalid; stop at the first failure.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
     presets: PresetsOption = None,
 ) -> None:
@@ -237,6 +243,9 @@ def preview(
         str | None,
         typer.Option("-o", "--output", help=".mp4, .webm, .gif, or a folder ending in / for PNGs."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing output kandanim did not write.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
     presets: PresetsOption = None,
 ) -> None:
@@ -247,7 +256,7 @@ def preview(
     from kandanim.jobs import RenderOptions, render_preview
 
     target = _output_path(output) or Path(f"preview-{effect}.mp4")
-    options = RenderOptions(engine="preview", force=True, extra_presets=_dirs(presets))
+    options = RenderOptions(engine="preview", force=force, extra_presets=_dirs(presets))
     try:
         written = render_preview(
             effect=effect, image=image, duration=duration, resolution=resolution, fps=fps,
@@ -416,7 +425,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print("[bold yellow]stopped[/]: interrupted (Ctrl-C)")
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -29,11 +29,10 @@ Rules decided here (`build_plan`):
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import secrets
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +112,7 @@ class Plan:
     audio: dict[str, Any] | None = None
     output: Path | None = None
     title: str | None = None
+    base_dir: Path | None = None  # the screenplay's folder: shared paths are relative to it
 
     @property
     def frame_count(self) -> int:
@@ -124,8 +124,24 @@ class Plan:
             return None
         return self.models.get("depth") or spec.DEFAULT_DEPTH_MODELS[backend]
 
+    def inputs(self) -> list[tuple[str, Path]]:
+        """(role, path) of every file the render reads: init images and the soundtrack."""
+        found = [
+            (f"init image of scene {s.index + 1}", s.init_image)
+            for s in self.scenes
+            if s.init_image is not None
+        ]
+        if self.audio:
+            found.append(("soundtrack", Path(self.audio["path"])))
+        return found
+
     def to_json(self) -> dict[str, Any]:
-        """The `plan --json` document (SPEC §4)."""
+        """The `plan --json` document (SPEC §4). File paths are relative to the screenplay
+        (`shared_path`): the document goes into sidecars and video metadata."""
+        scenes = [_jsonable(asdict(s)) for s in self.scenes]
+        for entry, scene in zip(scenes, self.scenes, strict=True):
+            if scene.init_image is not None:
+                entry["init_image"] = shared_path(scene.init_image, self.base_dir)
         return {
             "fps": self.fps,
             "width": self.width,
@@ -133,9 +149,21 @@ class Plan:
             "frames": self.frame_count,
             "seed": self.seed,
             "engine": self.engine,
-            "scenes": [_jsonable(asdict(s)) for s in self.scenes],
+            "scenes": scenes,
             "records": [_jsonable(asdict(f)) for f in self.frames],
         }
+
+
+def shared_path(path: Path, base_dir: Path | None) -> str:
+    """How a file is named in what kandanim shares (sidecars, metadata): relative to the
+    screenplay's folder when inside it, else its bare name, never a user's absolute path
+    (which names their home folder, account and projects)."""
+    if base_dir is not None:
+        try:
+            return Path(path).relative_to(base_dir).as_posix()
+        except ValueError:
+            pass
+    return Path(path).name
 
 
 def _jsonable(value: Any) -> Any:
@@ -153,12 +181,7 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------- building
 
 
-def frame_count(duration: float, fps: int) -> int:
-    """Frames of a scene: round(duration × fps) with halves rounded up.
-
-    The small epsilon absorbs binary noise (0.1 × 30 = 3.0000000000000004 is 3 frames).
-    """
-    return math.floor(duration * fps + 0.5 + 1e-9)
+frame_count = spec.frame_count  # the rule lives with the format; kept here for callers
 
 
 def build_plan(
@@ -167,6 +190,7 @@ def build_plan(
     seed: int | None = None,
     engine: str | None = None,
     fps: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Plan:
     """Resolve a loaded screenplay into the per-frame plan (see the module docstring).
 
@@ -183,7 +207,7 @@ def build_plan(
     ]
     counts = [_scene_frames(i, s["duration"], fps) for i, s in enumerate(settings)]
     starts = [0, *itertools.accumulate(counts)][:-1]
-    windows = _transition_windows(settings, counts, starts, fps)
+    windows = _transition_windows(settings, counts, starts, fps, notify or (lambda _: None))
     scenes = tuple(
         _scene_plan(i, scene, preset, s, starts[i], counts[i], plan_seed, windows.get(i))
         for i, (scene, preset, s) in enumerate(zip(play.scenes, loaded.effects, settings))
@@ -210,6 +234,7 @@ def build_plan(
         audio=audio,
         output=play.output,
         title=play.title,
+        base_dir=loaded.base_dir,
     )
 
 
@@ -297,9 +322,14 @@ class _Window:
 
 
 def _transition_windows(
-    settings: Sequence[dict[str, Any]], counts: Sequence[int], starts: Sequence[int], fps: int
+    settings: Sequence[dict[str, Any]],
+    counts: Sequence[int],
+    starts: Sequence[int],
+    fps: int,
+    notify: Callable[[str], None],
 ) -> dict[int, _Window]:
-    """Window entering each scene k ≥ 1 with a non-cut transition (and room for one)."""
+    """Window entering each scene k ≥ 1 with a non-cut transition (and room for one).
+    A window that does not fit its scenes is shortened, with a notice."""
     wanted = [0] + [
         0 if s["transition"].type == "cut" else frame_count(s["transition"].duration, fps)
         for s in settings[1:]
@@ -315,6 +345,12 @@ def _transition_windows(
         before, after = wanted[k] // 2, wanted[k] - wanted[k] // 2
         if before > room_before or after > room_after:  # shrink, staying centred on the cut
             before = after = min(before, after, room_before, room_after)
+            kind = settings[k]["transition"].type
+            asked = settings[k]["transition"].duration
+            notify(
+                f"scene {k + 1}: the {asked:g} s {kind} is longer than its scenes allow; "
+                f"shortened to {(before + after) / fps:g} s"
+            )
         size = before + after
         if size:
             weights = tuple(ease("in-out", (j + 0.5) / size) for j in range(size))

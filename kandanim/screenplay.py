@@ -126,6 +126,8 @@ def _load(
     diagnostics += _missing_files(document, base_dir)
     diagnostics += _ordering_problems(document)
     diagnostics += _depth_range_problems(document, effects)
+    diagnostics += _timing_problems(document)
+    diagnostics += _output_problems(document)
     if diagnostics or model is None:
         raise ScreenplayError(_unique(diagnostics))
     return LoadedScreenplay(
@@ -327,6 +329,47 @@ def _absolute_paths(model: spec.Screenplay, base_dir: Path) -> spec.Screenplay:
             update={"path": _absolute(model.audio.path, base_dir)}
         )
     return model.model_copy(update=update)
+
+
+# ---- timing and output (what `plan` and `render` would otherwise find late)
+
+
+def _timing_problems(document: SourceDocument) -> list[Diagnostic]:
+    """Every scene lasts at least one frame at the screenplay's fps."""
+    fps = document.data.get("fps", spec.Screenplay.model_fields["fps"].default)
+    if not (isinstance(fps, int) and not isinstance(fps, bool) and 1 <= fps <= 120):
+        return []  # pydantic reports a bad fps
+    defaults = document.data.get("defaults")
+    defaults = defaults if isinstance(defaults, dict) else {}
+    candidates: list[tuple[PathKey, Any]] = [(("defaults", "duration"), defaults.get("duration"))]
+    candidates += [
+        (("scenes", i, "duration"), scene["duration"])
+        for i, scene in _scenes(document)
+        if "duration" in scene
+    ]
+    problems: list[Diagnostic] = []
+    for path, duration in candidates:
+        if _is_number(duration) and duration > 0 and spec.frame_count(duration, fps) < 1:
+            problems.append(document.diagnostic(path, (
+                f"{duration:g} s is less than one frame at {fps} fps; "
+                f"make it at least {1 / fps:.3g} s"
+            )))
+    return problems
+
+
+def _output_problems(document: SourceDocument) -> list[Diagnostic]:
+    """`output:` names a format kandanim writes."""
+    from kandanim.errors import UserError
+    from kandanim.outputs import output_format
+
+    value = document.data.get("output")
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        output_format(value)
+    except UserError as error:
+        return [document.diagnostic(("output",), f"{error.message}")]
+    return []
 
 
 # ---- ordering and ranges

@@ -7,6 +7,7 @@ in `screenplay.py`, which turns pydantic errors into `file:line:col` messages.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -211,6 +212,15 @@ class Preset(Strict):
     )
     keyframes: Annotated[list[Keyframe], Field(min_length=1)]
     settings: PresetSettings = PresetSettings()
+
+
+def frame_count(duration: float, fps: int) -> int:
+    """Frames of a scene: round(duration × fps) with halves rounded up (SPEC §5).
+
+    The small epsilon absorbs binary noise (0.1 × 30 = 3.0000000000000004 is 3 frames).
+    A scene must last at least one frame: the loader reports one that does not.
+    """
+    return math.floor(duration * fps + 0.5 + 1e-9)
 
 
 def parse_resolution(value: str) -> tuple[int, int]:
