@@ -275,17 +275,34 @@ def doctor() -> None:
     Exits 1 when something the preview engine needs is broken.
     Example: kandanim doctor
     """
-    from rich.table import Table
-
     from kandanim.doctor import run_checks
 
     checks = run_checks()
-    table = Table("check", "", "detail", "fix")
-    for check in checks:
-        mark = "[green]ok[/]" if check.ok else ("[red]fail[/]" if check.required else "[yellow]no[/]")
-        table.add_row(check.name, mark, check.detail, check.fix)
-    out.print(table)
+    rows = [
+        (c.name, "ok" if c.ok else ("fail" if c.required else "no"), c.detail, c.fix)
+        for c in checks
+    ]
+    _print_rows(("check", "", "detail", "fix"), rows, colours={"ok": "green", "fail": "red",
+                                                             "no": "yellow"})
     raise typer.Exit(1 if any(c.required and not c.ok for c in checks) else 0)
+
+
+def _print_rows(
+    header: tuple[str, ...], rows: list[tuple[str, ...]], colours: dict[str, str] | None = None
+) -> None:
+    """A table on a terminal; tab-separated lines otherwise, never cut at 80 columns
+    (ids and paths must survive `| grep` and logs whole)."""
+    if not out.is_terminal:
+        for row in rows:
+            sys.stdout.write("\t".join(row).rstrip("\t") + "\n")
+        return
+    table = Table(*header)
+    for row in rows:
+        cells = [escape(cell) for cell in row]
+        if colours and len(row) > 1 and row[1] in colours:
+            cells[1] = f"[{colours[row[1]]}]{cells[1]}[/]"
+        table.add_row(*cells)
+    out.print(table)
 
 
 @models_app.command("pull")
@@ -297,18 +314,13 @@ def models_pull(
     Ids come from KANDANIM_PRIOR/_DECODER/_INPAINT/_DEPTH or the defaults; local folders
     are left alone. Example: kandanim models pull --all
     """
-    from rich.table import Table
-
     from kandanim.models import pull
 
     try:
         pulled = pull(all_models, progress=lambda line: err.print(f"pulling {line}"))
     except KandanimError as error:
         _fail(error)
-    table = Table("role", "model", "location")
-    for model in pulled:
-        table.add_row(model.role, model.model_id, model.path)
-    out.print(table)
+    _print_rows(("role", "model", "location"), [(m.role, m.model_id, m.path) for m in pulled])
 
 
 def _notice(message: str) -> None:
