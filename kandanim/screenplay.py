@@ -21,6 +21,7 @@ import copy
 import difflib
 import hashlib
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,6 +300,12 @@ def _missing_files(document: SourceDocument, base_dir: Path) -> list[Diagnostic]
     for path, value in wanted:
         if not isinstance(value, str) or not value:
             continue
+        if _URL.match(value):
+            problems.append(document.diagnostic(path, (
+                f"'{value}' is a web address; download the file first and give its path "
+                "(relative to the screenplay)"
+            )))
+            continue
         resolved = _absolute(Path(value), base_dir)
         if resolved.is_dir():
             problems.append(document.diagnostic(path, f"'{value}' is a folder, expected a file"))
@@ -306,7 +313,25 @@ def _missing_files(document: SourceDocument, base_dir: Path) -> list[Diagnostic]
             problems.append(
                 document.diagnostic(path, f"file not found: '{value}' (looked for {resolved})")
             )
+        elif path[-1] == "init_image" and (reason := _unreadable_picture(resolved)):
+            problems.append(document.diagnostic(path, f"cannot read '{value}' as a picture: {reason}"))
     return problems
+
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def _unreadable_picture(path: Path) -> str | None:
+    """Why Pillow cannot identify the picture (its header only: instant), or None."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return None
+    except UnidentifiedImageError:
+        return "not a picture format kandanim reads (PNG, JPEG, WebP, GIF, BMP, TIFF)"
+    except OSError as error:
+        return error.strerror or str(error)
 
 
 def _absolute(path: Path, base_dir: Path) -> Path:

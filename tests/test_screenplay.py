@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from kandanim import spec
@@ -63,7 +64,7 @@ def _write(tmp_path: Path, text: str, name: str = "script.yaml") -> Path:
 
 def test_paths_become_absolute_relative_to_the_screenplay(tmp_path: Path) -> None:
     (tmp_path / "pics").mkdir()
-    (tmp_path / "pics" / "a.png").write_bytes(b"not really a png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "pics" / "a.png")
     (tmp_path / "music.mp3").write_bytes(b"")
     path = _write(
         tmp_path,
@@ -189,7 +190,7 @@ def test_from_mapping_validates_like_a_file(tmp_path: Path) -> None:
             "<preview>: resolution: sides must be multiples of 64 between 64 and 2048, got "
             "700x700; the nearest valid size is '704x704'"
         ),
-        "<preview>: scenes.0.effect: unknown effect 'zoom-ot' — did you mean 'zoom-out'?",
+        "<preview>: scene 1: effect: unknown effect 'zoom-ot' — did you mean 'zoom-out'?",
     ]
 
 
@@ -220,7 +221,7 @@ def test_cli_validate_reports_a_misspelt_effect_without_traceback() -> None:
     bad = BAD / "misspelt_effect.yaml"
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2
-    assert f"{bad}:5:13: scenes.0.effect: unknown effect 'zoom-ot'" in result.output
+    assert f"{bad}:5:13: scene 1: effect: unknown effect 'zoom-ot'" in result.output
     assert "did you mean 'zoom-out'?" in result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

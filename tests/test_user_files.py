@@ -178,3 +178,57 @@ def test_a_video_whose_sidecar_describes_another_file_is_not_ours(
     before = digest(target)
     result = kandanim("render", script, "-o", target)
     assert result.returncode == 2 and digest(target) == before
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def batch(tmp_path: Path) -> list[Path]:
+    scripts = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(SCRIPT if name != "c" else SCRIPT.replace("zoom-in", "zoom-ni"))
+        scripts.append(path)
+    return scripts
+
+
+def test_a_batch_reports_every_broken_script_before_it_renders_anything(tmp_path: Path) -> None:
+    scripts = batch(tmp_path)
+    result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [sys.executable, "-m", "kandanim", "render", *map(str, scripts), "--out-dir",
+         str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    broken = next(i for i, line in enumerate(lines) if "c.yaml:8:13" in line)
+    first_render = next(i for i, line in enumerate(lines) if "a.mp4" in line)
+    assert broken < first_render, result.stdout
+    assert (tmp_path / "out" / "a.mp4").exists() and (tmp_path / "out" / "b.mp4").exists()
+
+
+def test_fail_fast_renders_nothing_when_any_script_is_invalid(tmp_path: Path) -> None:
+    result = kandanim("render", *batch(tmp_path), "--out-dir", tmp_path / "out", "--fail-fast")
+    assert result.returncode == 2 and "zoom-in" in result.stderr
+    assert not (tmp_path / "out" / "a.mp4").exists()
+    assert result.stdout == ""
+
+
+def test_two_scripts_of_a_batch_cannot_write_one_output(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    for folder in ("x", "y"):
+        (tmp_path / folder / "film.yaml").write_text(SCRIPT)
+    result = kandanim("render", tmp_path / "x" / "film.yaml", tmp_path / "y" / "film.yaml",
+                      "--out-dir", tmp_path / "out")
+    assert result.returncode == 2 and "writes too" in result.stderr
+    assert (tmp_path / "out" / "film.mp4").exists()
+
+
+def test_output_and_out_dir_together_are_a_usage_error(tmp_path: Path) -> None:
+    script = tmp_path / "film.yaml"
+    script.write_text(SCRIPT)
+    result = kandanim("render", script, "-o", tmp_path / "a.mp4", "--out-dir", tmp_path / "o")
+    assert result.returncode == 2 and "--out-dir" in result.stderr
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "o").exists()
