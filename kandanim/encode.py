@@ -208,6 +208,9 @@ class _AudioFeed:
         self._mux = mux
         self._input = _open_audio_input(track.path)
         source = self._input.streams.audio[0]
+        # A fade never takes more than half the sound: a 0.7 s sound with a 1 s fade would
+        # otherwise never reach its level.
+        self._fade = min(track.fade, _duration(self._input, source) / 2)
         self._decoded = self._input.decode(source)
         # Mono is copied to both sides at full level (FFmpeg's upmix would lower it by
         # 3 dB); more than two channels are downmixed to stereo by FFmpeg.
@@ -220,16 +223,25 @@ class _AudioFeed:
 
     def advance(self, video_seconds: float) -> None:
         """Encode what is final once the video has reached `video_seconds`."""
-        settled = math.floor((video_seconds - self.track.fade) * AUDIO_RATE)
+        settled = math.floor((video_seconds - self._fade) * AUDIO_RATE)
         if settled - self._emitted >= AUDIO_RATE // 10:  # in 0.1 s steps, not per frame
-            self._decode_until(settled)
-            self._emit(min(settled, self._emitted + self._buffered), end=None)
+            # decode a fade ahead: a sound that ends within it must fade out to its end
+            self._decode_until(settled + math.ceil(self._fade * AUDIO_RATE))
+            available = self._emitted + self._buffered
+            if self._exhausted:  # the sound ends before the video: its fade-out ends with it
+                self._emit(available, end=available)
+                return
+            self._emit(settled, end=None)
 
     def finish(self, video_seconds: float) -> None:
-        """Encode the rest up to the video's end, with the fade-out, and flush."""
+        """Encode the rest up to the end of the video or of the sound, whichever comes
+        first, with the fade-out ending there, and flush."""
         end = round(video_seconds * AUDIO_RATE)
         self._decode_until(end)
-        self._emit(min(end, self._emitted + self._buffered), end=end)
+        available = self._emitted + self._buffered
+        if self._exhausted:
+            end = min(end, available)
+        self._emit(min(end, available), end=end)
         self._mux(self._stream.encode(None))
 
     def close(self) -> None:
@@ -273,7 +285,7 @@ class _AudioFeed:
             return
         block = self._take(count)
         gain = fade_gain(
-            self._emitted, count, rate=AUDIO_RATE, fade=self.track.fade,
+            self._emitted, count, rate=AUDIO_RATE, fade=self._fade,
             volume=self.track.volume, end=end,
         )
         samples = np.clip(block * gain, -1.0, 1.0)
@@ -289,6 +301,15 @@ class _AudioFeed:
         frame.pts = self._emitted
         self._emitted = upto
         self._mux(self._stream.encode(frame))
+
+
+def _duration(container: av.container.InputContainer, stream: av.AudioStream) -> float:
+    """Seconds of sound the file says it holds; infinity when it does not say."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return math.inf
 
 
 def _as_stereo(planar: np.ndarray) -> np.ndarray:

@@ -170,3 +170,52 @@ def test_messages_name_fields_as_the_user_wrote_them(tmp_path: Path, text: str,
     result = CliRunner().invoke(app, ["validate", str(write(tmp_path, text))])
     assert result.exit_code == 2 and f": {field}: " in result.output
     assert "scenes.1" not in result.output and "scenes.0" not in result.output
+
+
+def _tone(path: Path, seconds: float, amplitude: float = 0.5) -> Path:
+    import wave
+
+    import numpy as np
+
+    rate = 48_000
+    t = np.arange(round(seconds * rate)) / rate
+    samples = (amplitude * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+def _envelope(video: Path, window: float = 0.02) -> tuple[list[float], int]:
+    """Peak level per `window` seconds of the first audio stream (left channel)."""
+    import av
+    import numpy as np
+
+    with av.open(str(video)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        chunks = [frame.to_ndarray()[0] for frame in container.decode(stream)]
+    samples = np.abs(np.concatenate(chunks))
+    step = round(window * rate)
+    return [float(samples[i:i + step].max()) for i in range(0, len(samples) - step, step)], step
+
+
+def test_a_short_sound_reaches_its_level_and_fades_out_where_it_ends(tmp_path: Path) -> None:
+    import numpy as np
+
+    from kandanim.encode import AudioTrack, open_writer
+
+    sound = _tone(tmp_path / "ding.wav", 0.7)
+    out = tmp_path / "clip.mp4"
+    with open_writer(out, width=64, height=64, fps=24,
+                     audio=AudioTrack(sound, volume=1.0, fade=1.0)) as writer:
+        for _ in range(48):  # 2 s of video, longer than the sound
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+    peaks, _ = _envelope(out)
+    assert max(peaks) > 0.45, "the fade is at most half the sound: the level is reached"
+    loud = [i for i, p in enumerate(peaks) if p > 0.02]
+    last = loud[-1] * 0.02
+    assert 0.6 <= last <= 0.72
+    assert peaks[loud[-1]] < 0.1, "the fade-out ends where the sound ends, not abruptly"
