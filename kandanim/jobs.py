@@ -140,21 +140,27 @@ def render_plan(
         notify(f"the {engine.name} engine has no morph: morph transitions render as dissolves")
     renderer = Renderer(plan, engine, resumed.state)
     done = renderer.state.next_index
+    fit = _cropper(plan)
+    if plan.crop is not None:
+        notify(
+            f"rendering at {plan.width}x{plan.height} (Kandinsky needs sides that are multiples "
+            f"of 64) and centre-cropping to {plan.crop[0]}x{plan.crop[1]}"
+        )
     progress.start(output.name, plan.frame_count, done)
     try:
         with _interrupts_as_keyboard(), open_writer(
             output,
-            width=plan.width,
-            height=plan.height,
+            width=plan.output_size[0],
+            height=plan.output_size[1],
             fps=plan.fps,
             audio=_audio(plan),
             metadata=_metadata(plan, plan_json, screenplay_text),
             sidecar=_sidecar(plan, plan_json, engine, screenplay_text),
         ) as writer:
             for image in work.saved_frames(done):
-                writer.write(image)
+                writer.write(fit(image))
             for index, image in renderer.frames():
-                writer.write(image)
+                writer.write(fit(image))
                 work.save_frame(index, image)
                 if renderer.state.clean:
                     work.checkpoint(renderer.state)
@@ -310,6 +316,16 @@ def _input_digests(plan: Plan) -> dict[str, str]:
             raise UserError(f"cannot read {path}: {error.strerror or error}") from None
         digests[shared_path(path, plan.base_dir)] = digest.hexdigest()
     return digests
+
+
+def _cropper(plan: Plan) -> Callable[[Any], Any]:
+    """Frames as the video wants them: centre-cropped to the asked size when the model
+    size differs (saved frames keep the full size, so resuming stays exact)."""
+    if plan.crop is None:
+        return lambda image: image
+    width, height = plan.crop
+    left, top = (plan.width - width) // 2, (plan.height - height) // 2
+    return lambda image: image[top:top + height, left:left + width]
 
 
 def _remove_quietly(work: WorkFolder) -> None:

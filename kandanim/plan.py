@@ -113,6 +113,14 @@ class Plan:
     output: Path | None = None
     title: str | None = None
     base_dir: Path | None = None  # the screenplay's folder: shared paths are relative to it
+    # The size asked for when it is not a multiple of 64 on each side: frames are made at
+    # width × height (the enclosing multiple, what Kandinsky needs) and centre-cropped.
+    crop: tuple[int, int] | None = None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the video written."""
+        return self.crop or (self.width, self.height)
 
     @property
     def frame_count(self) -> int:
@@ -142,16 +150,19 @@ class Plan:
         for entry, scene in zip(scenes, self.scenes, strict=True):
             if scene.init_image is not None:
                 entry["init_image"] = shared_path(scene.init_image, self.base_dir)
-        return {
+        document: dict[str, Any] = {
             "fps": self.fps,
             "width": self.width,
             "height": self.height,
             "frames": self.frame_count,
             "seed": self.seed,
             "engine": self.engine,
-            "scenes": scenes,
-            "records": [_jsonable(asdict(f)) for f in self.frames],
         }
+        if self.crop is not None:  # rendered at width × height, written at the asked size
+            document["output_width"], document["output_height"] = self.crop
+        document["scenes"] = scenes
+        document["records"] = [_jsonable(asdict(f)) for f in self.frames]
+        return document
 
 
 def shared_path(path: Path, base_dir: Path | None) -> str:
@@ -218,7 +229,8 @@ def build_plan(
     ]
     poses = camera_path(motions, counts, fps)
     frames = _frames(scenes, settings, poses, windows, fps)
-    width, height = play.size
+    asked = play.size
+    width, height = spec.model_size(*asked)
     audio = None
     if play.audio is not None:
         audio = {"path": str(play.audio.path), "volume": play.audio.volume, "fade": play.audio.fade}
@@ -235,6 +247,7 @@ def build_plan(
         output=play.output,
         title=play.title,
         base_dir=loaded.base_dir,
+        crop=asked if asked != (width, height) else None,
     )
 
 

@@ -45,8 +45,11 @@ def timecode(frame: int, fps: int) -> str:
 def plan_table(plan: Plan) -> RenderableType:
     """Header line plus one row per scene: frames, timecodes, effect, transition, seed."""
     title = escape(plan.title) + " — " if plan.title else ""
+    size = f"{plan.width}×{plan.height}"
+    if plan.crop is not None:
+        size = f"{plan.crop[0]}×{plan.crop[1]} (rendered at {size}, centre-cropped)"
     header = Text.from_markup(
-        f"[bold]{title}[/]{plan.width}×{plan.height} at {plan.fps} fps, "
+        f"[bold]{title}[/]{size} at {plan.fps} fps, "
         f"{plan.frame_count} frames ({plan.frame_count / plan.fps:.2f} s), "
         f"seed {plan.seed}, engine {plan.engine}; timecodes are hh:mm:ss:frame"
     )

@@ -165,8 +165,9 @@ class Screenplay(Strict):
     resolution: str = Field(
         "square",
         description="landscape (832x448), square (640x640), portrait (448x832) or 'WxH' with "
-        f"sides multiples of {SIDE_MULTIPLE}",
-        json_schema_extra={"examples": [*RESOLUTION_PRESETS, "768x512"]},
+        f"even sides from {SIDE_MIN} to {SIDE_MAX} (rendered at the enclosing multiple of "
+        f"{SIDE_MULTIPLE} and centre-cropped)",
+        json_schema_extra={"examples": [*RESOLUTION_PRESETS, "768x512", "1920x1080"]},
     )
     seed: int | None = Field(None, ge=0, lt=2**32, description="base seed; random if left out")
     engine: EngineName = Field("kandinsky", description="kandinsky, or preview (no diffusion)")
@@ -224,7 +225,11 @@ def frame_count(duration: float, fps: int) -> int:
 
 
 def parse_resolution(value: str) -> tuple[int, int]:
-    """'landscape' | 'square' | 'portrait' | 'WxH' → (width, height); ValueError otherwise."""
+    """'landscape' | 'square' | 'portrait' | 'WxH' → (width, height); ValueError otherwise.
+
+    Any even width and height in [SIDE_MIN, SIDE_MAX] is accepted (SPEC §3); Kandinsky
+    renders at `model_size` and the frames are centre-cropped to exactly this size.
+    """
     text = value.strip().lower()
     if text in RESOLUTION_PRESETS:
         return RESOLUTION_PRESETS[text]
@@ -235,17 +240,38 @@ def parse_resolution(value: str) -> tuple[int, int]:
     width, height = (int(p) for p in parts)
     if all(_valid_side(s) for s in (width, height)):
         return width, height
-    nearest = f"{_nearest_side(width)}x{_nearest_side(height)}"
+    even = f"{_clamp(width + width % 2)}x{_clamp(height + height % 2)}"
+    model_w, model_h = nearest_model_size(width, height)
     raise ValueError(
-        f"sides must be multiples of {SIDE_MULTIPLE} between {SIDE_MIN} and {SIDE_MAX}, "
-        f"got {width}x{height}; the nearest valid size is '{nearest}'"
+        f"sides must be even numbers between {SIDE_MIN} and {SIDE_MAX}, got {width}x{height}; "
+        f"the nearest valid size is '{even}', and '{model_w}x{model_h}' keeps the aspect "
+        "and renders without cropping"
     )
 
 
+def model_size(width: int, height: int) -> tuple[int, int]:
+    """The size Kandinsky renders at: the enclosing multiple of SIDE_MULTIPLE per side."""
+    return (-(-width // SIDE_MULTIPLE) * SIDE_MULTIPLE, -(-height // SIDE_MULTIPLE) * SIDE_MULTIPLE)
+
+
+def nearest_model_size(width: int, height: int) -> tuple[int, int]:
+    """The closest size with sides multiples of SIDE_MULTIPLE that keeps the aspect ratio:
+    the longer side rounded, the shorter one derived from it (853×480 → 832×448)."""
+    long_side, short_side = max(width, height), max(min(width, height), 1)
+    rounded_long = _clamp_multiple(round(long_side / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    rounded_short = _clamp_multiple(
+        round(rounded_long * short_side / long_side / SIDE_MULTIPLE) * SIDE_MULTIPLE
+    )
+    return (rounded_long, rounded_short) if width >= height else (rounded_short, rounded_long)
+
+
 def _valid_side(side: int) -> bool:
-    return SIDE_MIN <= side <= SIDE_MAX and side % SIDE_MULTIPLE == 0
+    return SIDE_MIN <= side <= SIDE_MAX and side % 2 == 0
 
 
-def _nearest_side(side: int) -> int:
-    rounded = round(side / SIDE_MULTIPLE) * SIDE_MULTIPLE
-    return min(max(rounded, SIDE_MIN), SIDE_MAX)
+def _clamp(side: int) -> int:
+    return min(max(side, SIDE_MIN), SIDE_MAX)
+
+
+def _clamp_multiple(side: int) -> int:
+    return min(max(side, SIDE_MIN), SIDE_MAX - SIDE_MAX % SIDE_MULTIPLE)

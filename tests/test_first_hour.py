@@ -219,3 +219,37 @@ def test_a_short_sound_reaches_its_level_and_fades_out_where_it_ends(tmp_path: P
     last = loud[-1] * 0.02
     assert 0.6 <= last <= 0.72
     assert peaks[loud[-1]] < 0.1, "the fade-out ends where the sound ends, not abruptly"
+
+
+# ----------------------------------------------------------------------------- any even size
+
+
+def test_any_even_size_renders_at_the_enclosing_multiple_of_64_and_is_cropped(
+    tmp_path: Path,
+) -> None:
+    import av
+
+    script = write(tmp_path, SCRIPT.replace("resolution: 64x64", "resolution: 100x70"))
+    plan = CliRunner().invoke(app, ["plan", str(script)], env={"COLUMNS": "200"})
+    assert plan.exit_code == 0, plan.output
+    assert "100×70 (rendered at 128×128, centre-cropped)" in plan.output
+    as_json = json.loads(CliRunner().invoke(app, ["plan", "--json", str(script)]).output)
+    assert (as_json["width"], as_json["height"]) == (128, 128)
+    assert (as_json["output_width"], as_json["output_height"]) == (100, 70)
+    result = kandanim("render", script)
+    assert result.returncode == 0, result.stderr
+    assert "centre-cropping to 100x70" in result.stderr
+    with av.open(str(tmp_path / "film.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (100, 70)
+        assert len(list(container.decode(stream))) == 12
+
+
+def test_1920x1080_is_accepted_and_odd_sizes_get_an_aspect_keeping_suggestion(
+    tmp_path: Path,
+) -> None:
+    full_hd = write(tmp_path, SCRIPT.replace("64x64", "1920x1080"), "hd.yaml")
+    assert CliRunner().invoke(app, ["validate", str(full_hd)]).exit_code == 0
+    odd = write(tmp_path, SCRIPT.replace("64x64", "853x480"), "odd.yaml")
+    result = CliRunner().invoke(app, ["validate", str(odd)])
+    assert result.exit_code == 2 and "'832x448' keeps the aspect" in result.output

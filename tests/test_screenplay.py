@@ -181,14 +181,15 @@ def test_from_mapping_validates_like_a_file(tmp_path: Path) -> None:
 
     with pytest.raises(ScreenplayError) as caught:
         from_mapping(
-            {"resolution": "700x700", "scenes": [{"prompt": "a", "effect": "zoom-ot"}]},
+            {"resolution": "701x700", "scenes": [{"prompt": "a", "effect": "zoom-ot"}]},
             base_dir=tmp_path,
         )
     messages = [str(d) for d in caught.value.diagnostics]
     assert messages == [
         (
-            "<preview>: resolution: sides must be multiples of 64 between 64 and 2048, got "
-            "700x700; the nearest valid size is '704x704'"
+            "<preview>: resolution: sides must be even numbers between 64 and 2048, got "
+            "701x700; the nearest valid size is '702x700', and '704x704' keeps the aspect and "
+            "renders without cropping"
         ),
         "<preview>: scene 1: effect: unknown effect 'zoom-ot' — did you mean 'zoom-out'?",
     ]
