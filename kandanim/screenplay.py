@@ -129,6 +129,7 @@ def _load(
     diagnostics += _depth_range_problems(document, effects)
     diagnostics += _timing_problems(document)
     diagnostics += _output_problems(document)
+    diagnostics += _missing_prompts(document)
     if diagnostics or model is None:
         raise ScreenplayError(_unique(diagnostics))
     return LoadedScreenplay(
@@ -136,7 +137,7 @@ def _load(
         base_dir=base_dir,
         text=text,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        screenplay=_absolute_paths(model, base_dir),
+        screenplay=_with_defaults(_absolute_paths(model, base_dir)),
         effects=tuple(effects[i] for i in range(len(model.scenes))),
         notices=tuple(notices),
     )
@@ -187,7 +188,7 @@ def _migrate(
 
 _SECTIONS: dict[str, set[str]] = {
     "top": set(spec.Screenplay.model_fields),
-    "defaults": set(spec.SceneSettings.model_fields),
+    "defaults": set(spec.SceneDefaults.model_fields),
     "scene": set(spec.Scene.model_fields),
 }
 _WHERE = {
@@ -267,22 +268,59 @@ def _scenes(document: SourceDocument) -> list[tuple[int, dict[str, Any]]]:
 def _resolve_effects(
     document: SourceDocument, catalogue: Catalogue | None, diagnostics: list[Diagnostic]
 ) -> dict[int, spec.Preset | None]:
+    defaults = _defaults(document)
     effects: dict[int, spec.Preset | None] = {}
     for index, scene in _scenes(document):
-        name = scene.get("effect")
-        if name is None and scene.get("camera") is None:
-            name = spec.DEFAULT_EFFECT
+        # a scene's own effect, else defaults:' effect, else in-place unless it has a camera
+        name = scene.get("effect", defaults.get("effect"))
+        at: PathKey = ("scenes", index, "effect") if "effect" in scene else ("defaults", "effect")
+        if name is None and scene.get("camera", defaults.get("camera")) is None:
+            name, at = spec.DEFAULT_EFFECT, ()
         if not isinstance(name, str) or catalogue is None:
             effects[index] = None
             continue
         preset = catalogue.get(name)
-        if preset is None and "effect" in scene:
+        if preset is None and at:
             message = f"unknown effect '{name}'{did_you_mean(name, catalogue.names())}"
             if not did_you_mean(name, catalogue.names()):
                 message += "; see `kandanim effects` for the list"
-            diagnostics.append(document.diagnostic(("scenes", index, "effect"), message))
+            diagnostics.append(document.diagnostic(at, message))  # once for defaults: (unique)
         effects[index] = preset
     return effects
+
+
+def _defaults(document: SourceDocument) -> dict[str, Any]:
+    defaults = document.data.get("defaults")
+    return defaults if isinstance(defaults, dict) else {}
+
+
+def _missing_prompts(document: SourceDocument) -> list[Diagnostic]:
+    """Every scene needs a prompt, its own or from defaults:."""
+    if "prompt" in _defaults(document):
+        return []
+    return [
+        document.diagnostic(
+            ("scenes", index, "prompt"),
+            "missing required field 'prompt' (set it in the scene, or once in defaults:)",
+        )
+        for index, scene in _scenes(document)
+        if "prompt" not in scene
+    ]
+
+
+def _with_defaults(model: spec.Screenplay) -> spec.Screenplay:
+    """Scenes with the scene-only fields they leave out taken from defaults: (the
+    settings are layered later, by the plan, with the effect presets in between)."""
+    defaults = model.defaults
+    scenes = []
+    for scene in model.scenes:
+        inherited = {
+            name: getattr(defaults, name)
+            for name in spec.SCENE_ONLY_FIELDS
+            if getattr(scene, name) is None and getattr(defaults, name) is not None
+        }
+        scenes.append(scene.model_copy(update=inherited) if inherited else scene)
+    return model.model_copy(update={"scenes": scenes})
 
 
 # ---- files
@@ -293,6 +331,7 @@ def _missing_files(document: SourceDocument, base_dir: Path) -> list[Diagnostic]
     wanted: list[tuple[PathKey, Any]] = [
         (("scenes", i, "init_image"), scene.get("init_image")) for i, scene in _scenes(document)
     ]
+    wanted.append((("defaults", "init_image"), _defaults(document).get("init_image")))
     audio = document.data.get("audio")
     if isinstance(audio, dict):
         wanted.append((("audio", "path"), audio.get("path")))
@@ -347,6 +386,10 @@ def _absolute_paths(model: spec.Screenplay, base_dir: Path) -> spec.Screenplay:
         for scene in model.scenes
     ]
     update: dict[str, Any] = {"scenes": scenes}
+    if model.defaults.init_image is not None:
+        update["defaults"] = model.defaults.model_copy(
+            update={"init_image": _absolute(model.defaults.init_image, base_dir)}
+        )
     if model.output is not None:
         update["output"] = _absolute(model.output, base_dir)
     if model.audio is not None:
@@ -406,6 +449,7 @@ def _ordering_problems(document: SourceDocument) -> list[Diagnostic]:
     defaults = document.data.get("defaults")
     if isinstance(defaults, dict):
         lists.append((("defaults", "strength"), defaults.get("strength")))
+        lists.append((("defaults", "camera"), defaults.get("camera")))
     for index, scene in _scenes(document):
         lists.append((("scenes", index, "camera"), scene.get("camera")))
         lists.append((("scenes", index, "strength"), scene.get("strength")))

@@ -143,8 +143,10 @@ BUILTIN_SETTINGS: dict[str, object] = {
 }
 
 
-class Scene(SceneSettings):
-    prompt: str = Field(min_length=1, description="what the picture shows")
+class SceneDefaults(SceneSettings):
+    """Every field of a scene, each optional: what `defaults:` may set (SPEC §3)."""
+
+    prompt: str | None = Field(None, min_length=1, description="what the picture shows")
     effect: str | None = Field(None, description="a preset name, see `kandanim effects`")
     camera: Annotated[list[Keyframe], Field(min_length=1)] | None = Field(
         None, description="custom keyframes, added on top of the effect's motion"
@@ -153,6 +155,15 @@ class Scene(SceneSettings):
         None, description="start from this picture instead of text-to-image (relative path)"
     )
     seed: int | None = Field(None, ge=0, lt=2**32, description="this scene's seed")
+
+
+# Fields a scene takes from `defaults:` by the loader (the settings are layered by the plan).
+SCENE_ONLY_FIELDS = ("prompt", "effect", "camera", "init_image", "seed")
+
+
+class Scene(SceneDefaults):
+    """One scene. A field it leaves out comes from `defaults:`; the loader requires a
+    prompt in one of the two, so after loading every scene has one."""
 
 
 class Screenplay(Strict):
@@ -172,7 +183,9 @@ class Screenplay(Strict):
     seed: int | None = Field(None, ge=0, lt=2**32, description="base seed; random if left out")
     engine: EngineName = Field("kandinsky", description="kandinsky, or preview (no diffusion)")
     models: Models = Field(Models(), description="hub ids or local folders of the models")
-    defaults: SceneSettings = Field(SceneSettings(), description="settings for every scene")
+    defaults: SceneDefaults = Field(
+        SceneDefaults(), description="any scene field, for every scene; scenes override"
+    )
     transition: Transition | None = Field(
         None, description="how scenes join (a scene may override)"
     )

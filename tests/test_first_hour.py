@@ -253,3 +253,31 @@ def test_1920x1080_is_accepted_and_odd_sizes_get_an_aspect_keeping_suggestion(
     odd = write(tmp_path, SCRIPT.replace("64x64", "853x480"), "odd.yaml")
     result = CliRunner().invoke(app, ["validate", str(odd)])
     assert result.exit_code == 2 and "'832x448' keeps the aspect" in result.output
+
+
+def test_defaults_take_every_scene_field(tmp_path: Path) -> None:
+    from kandanim.plan import build_plan
+    from kandanim.screenplay import load_screenplay
+
+    Image.new("RGB", (64, 64), (10, 80, 160)).save(tmp_path / "photo.png")
+    script = write(tmp_path, (
+        "version: 1\nseed: 1\nfps: 8\n"
+        "defaults: {effect: orbit-right, init_image: photo.png, prompt: a harbour, duration: 1}\n"
+        "scenes:\n  - {}\n  - {prompt: a tower, effect: zoom-out}\n"
+    ))
+    plan = build_plan(load_screenplay(script))
+    first, second = plan.scenes
+    assert (first.effect, first.prompt, first.init_image) == (
+        "orbit-right", "a harbour", (tmp_path / "photo.png").resolve())
+    assert (second.effect, second.prompt) == ("zoom-out", "a tower")
+    typo = write(tmp_path, "defaults: {effect: orbit-rihgt}\nscenes:\n  - {prompt: a}\n"
+                 "  - {prompt: b}\n", "typo.yaml")
+    result = CliRunner().invoke(app, ["validate", str(typo)])
+    assert result.exit_code == 2 and result.output.count("orbit-right") == 1
+    assert f"{typo}:1:20: defaults: effect" in result.output
+
+
+def test_a_scene_without_any_prompt_is_reported(tmp_path: Path) -> None:
+    script = write(tmp_path, "scenes:\n  - {effect: zoom-in}\n")
+    result = CliRunner().invoke(app, ["validate", str(script)])
+    assert result.exit_code == 2 and "scene 1: prompt: missing required field" in result.output
