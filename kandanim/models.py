@@ -1,7 +1,7 @@
 """Model ids, devices and the process-wide model store.
 
 Which weights: `ModelSpec` resolves the prior, decoder, inpaint and depth model of a render
-with the plan's rule (`kandanim.plan`): the screenplay's `models:` block (or a baked plan's
+with the one rule of `kandanim.spec.resolve_model_ids`: the screenplay's `models:` block (or a baked plan's
 `models`) > the environment (`KANDANIM_PRIOR`, `KANDANIM_DECODER`, `KANDANIM_INPAINT`,
 `KANDANIM_DEPTH`) > the defaults in `kandanim.spec`. Each value is a Hugging Face hub id or
 a local folder; `inpaint: none` turns the inpainting model off.
@@ -33,7 +33,15 @@ import torch
 
 from kandanim.errors import RuntimeFailure, UserError, WeightsMissing
 from kandanim.hub import hub_status, offline_flag
-from kandanim.spec import DEFAULT_DECODER, DEFAULT_DEPTH_MODELS, DEFAULT_INPAINT, DEFAULT_PRIOR
+from kandanim.spec import (
+    DEFAULT_DECODER,
+    DEFAULT_DEPTH_MODELS,
+    DEFAULT_INPAINT,
+    DEFAULT_PRIOR,
+    MODEL_ENV,
+    MODEL_ROLES,
+    resolve_model_ids,
+)
 
 if TYPE_CHECKING:
     from diffusers import (
@@ -43,12 +51,10 @@ if TYPE_CHECKING:
         KandinskyV22PriorPipeline,
     )
 
-    from kandanim.depth import DepthEstimator
-
 log = logging.getLogger(__name__)
 
-ROLES = ("prior", "decoder", "inpaint", "depth")
-ENV_VARS = {role: f"KANDANIM_{role.upper()}" for role in ROLES}
+ROLES = MODEL_ROLES
+ENV_VARS = MODEL_ENV
 NO_INPAINT = frozenset({"", "none", "off", "false"})  # `inpaint: none` → img2img fallback
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES: dict[str, torch.dtype] = {
@@ -102,12 +108,9 @@ class ModelSpec:
             raise UserError(
                 f"unknown model role(s) {sorted(unknown)}", hint=f"expected {', '.join(ROLES)}"
             )
-        spec = cls()
-        for role in ROLES:
-            value = overrides.get(role) or env.get(ENV_VARS[role])
-            if value is not None:
-                spec = replace(spec, **{role: _normalise_id(role, value)})
-        return spec
+        chosen = {role: _normalise_id(role, value) for role, value in
+                  resolve_model_ids(overrides, env).items()}
+        return replace(cls(), **chosen)
 
     def as_dict(self) -> dict[str, str]:
         """The plan's `models` mapping (str values only; a disabled inpaint model is "none")."""
@@ -337,7 +340,7 @@ class ModelStore:
     _inpaints: dict[str, KandinskyV22InpaintPipeline | None] = field(
         default_factory=dict, repr=False
     )
-    _depth: dict[tuple[str, str], DepthEstimator] = field(default_factory=dict, repr=False)
+    _depth: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.dtype is None:
@@ -390,13 +393,15 @@ class ModelStore:
                 self._inpaints[model_id] = None
         return self._inpaints[model_id]
 
-    def depth_estimator(self, backend: str, model_id: str) -> DepthEstimator:
-        """A model-based depth estimator ('midas' | 'depth-anything'), loaded once."""
+    def depth_estimator(
+        self, backend: str, model_id: str, create: Callable[[str, str, str], T]
+    ) -> T:
+        """A model-based depth estimator ('midas' | 'depth-anything'), loaded once by
+        `create(backend, model_id, device)` (`depth_models.create_model_estimator`: passed
+        in, so this floor never imports the depth modules that import it)."""
         key = (backend, model_id)
         if key not in self._depth:
-            from kandanim.depth_models import create_model_estimator
-
-            self._depth[key] = create_model_estimator(backend, model_id, str(self.device))
+            self._depth[key] = create(backend, model_id, str(self.device))
             self.loads["depth"] += 1
         return self._depth[key]
 
@@ -530,7 +535,7 @@ def pull(
             hint="unset HF_HUB_OFFLINE on a machine that can reach huggingface.co",
         )
     status = hub_status()
-    if not status.online and any(not looks_like_folder(i) for _, i in wanted):
+    if status.mode == "unreachable" and any(not looks_like_folder(i) for _, i in wanted):
         raise RuntimeFailure(
             f"cannot pull weights: the Hugging Face hub at {status.endpoint} is unreachable "
             f"({status.detail})",

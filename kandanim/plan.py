@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 SEED_MODULUS = 2**32
 SCENE_SEED_STRIDE = 1000
-MODEL_ROLES = ("prior", "decoder", "inpaint", "depth")
+MODEL_ROLES = spec.MODEL_ROLES
 
 
 @dataclass(frozen=True)
@@ -252,24 +252,10 @@ def build_plan(
 
 
 def resolve_models(models: spec.Models, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Model ids or folders by role: screenplay > environment > spec defaults.
-
-    `depth` is present only when overridden; otherwise each depth backend uses its own
-    default (`Plan.depth_model`).
-    """
-    environ = dict(os.environ) if environ is None else environ
-    defaults = {
-        "prior": spec.DEFAULT_PRIOR,
-        "decoder": spec.DEFAULT_DECODER,
-        "inpaint": spec.DEFAULT_INPAINT,
-    }
-    resolved: dict[str, str] = {}
-    for role in MODEL_ROLES:
-        from_env = environ.get(f"KANDANIM_{role.upper()}")
-        chosen = getattr(models, role) or from_env or defaults.get(role)
-        if chosen:
-            resolved[role] = chosen
-    return resolved
+    """Model ids or folders by role, by `spec.resolve_model_ids` (screenplay > environment
+    > defaults; `depth` only when overridden, see `Plan.depth_model`)."""
+    chosen = models.model_dump()
+    return spec.resolve_model_ids(chosen, dict(os.environ) if environ is None else environ)
 
 
 def _checked_fps(fps: int) -> int:

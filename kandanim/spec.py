@@ -8,6 +8,7 @@ in `screenplay.py`, which turns pydantic errors into `file:line:col` messages.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,6 +35,27 @@ DEFAULT_DEPTH_MODELS: dict[str, str] = {
     "midas": "Intel/dpt-hybrid-midas",
     "depth-anything": "depth-anything/Depth-Anything-V2-Small-hf",
 }
+MODEL_ROLES = ("prior", "decoder", "inpaint", "depth")
+MODEL_ENV = {role: f"KANDANIM_{role.upper()}" for role in MODEL_ROLES}
+_DEFAULT_MODELS = {"prior": DEFAULT_PRIOR, "decoder": DEFAULT_DECODER, "inpaint": DEFAULT_INPAINT}
+
+
+def resolve_model_ids(
+    chosen: Mapping[str, str | None], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The one rule for which weights a render uses, by role: `chosen` (the screenplay's
+    `models:`, or a baked plan's) > the environment (`KANDANIM_PRIOR`, …) > the defaults.
+
+    `depth` is present only when chosen or set in the environment; otherwise each depth
+    backend uses its own default (`DEFAULT_DEPTH_MODELS`). Values are returned as given
+    (`kandanim.models.ModelSpec` normalises `inpaint: none`).
+    """
+    resolved: dict[str, str] = {}
+    for role in MODEL_ROLES:
+        value = chosen.get(role) or environ.get(MODEL_ENV[role]) or _DEFAULT_MODELS.get(role)
+        if value:
+            resolved[role] = value
+    return resolved
 
 
 class Strict(BaseModel):

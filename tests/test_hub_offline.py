@@ -121,7 +121,7 @@ def test_the_hub_probe_is_bounded_and_wants_the_hub_itself(monkeypatch) -> None:
     from kandanim import hub
 
     class Portal(BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        def do_HEAD(self) -> None:  # http.server's naming
             self.send_response(200)
             self.end_headers()
 
