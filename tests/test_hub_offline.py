@@ -109,6 +109,10 @@ def test_doctor_says_how_the_hub_is_reached(
     hub = [line for line in result.stdout.splitlines() if line.startswith("hugging face hub")]
     assert len(hub) == 1, result.stdout
     assert expected in hub[0] and "online" not in hub[0]
+    # not a terminal: whole lines, no table cut at 80 columns
+    weights = [line for line in result.stdout.splitlines() if "depth-anything" in line]
+    assert any("depth-anything/Depth-Anything-V2-Small-hf" in line for line in weights)
+    assert "┃" not in result.stdout and "│" not in result.stdout
 
 
 def test_the_hub_probe_is_bounded_and_wants_the_hub_itself(monkeypatch) -> None:
