@@ -63,6 +63,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from PIL import GifImagePlugin, Image
 
 from kandanim import __version__
+from kandanim.audio import AudioInfo, open_audio_input, probe_audio, undecodable  # noqa: F401
 from kandanim.errors import KandanimError, RuntimeFailure, UserError
 from kandanim.outputs import (  # re-exported: the writer's public path helpers
     FILE_FORMATS,  # noqa: F401
@@ -118,63 +119,6 @@ class AudioTrack:
             raise ValueError(f"volume and fade must be >= 0, got {self.volume}, {self.fade}")
 
 
-@dataclass(frozen=True)
-class AudioInfo:
-    codec: str
-    sample_rate: int
-    channels: int
-    duration: float | None  # seconds, None when the container does not say
-
-
-def probe_audio(path: PathLike) -> AudioInfo:
-    """Check cheaply that `path` holds decodable audio (opens it, decodes one frame)."""
-    container = _open_audio_input(Path(path))
-    try:
-        stream = container.streams.audio[0]
-        try:
-            next(container.decode(stream))
-        except StopIteration:
-            raise UserError(f"the audio file {path} holds no sound") from None
-        except av.FFmpegError as error:
-            raise _undecodable(Path(path), error) from None
-        duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        return AudioInfo(
-            codec=stream.codec_context.name,
-            sample_rate=stream.rate,
-            channels=stream.channels,
-            duration=duration,
-        )
-    finally:
-        container.close()
-
-
-def _open_audio_input(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise UserError(
-            f"the audio file {path} does not exist",
-            hint="check `audio: path:` (paths are relative to the screenplay)",
-        )
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as error:
-        raise _undecodable(path, error) from None
-    if not container.streams.audio:
-        container.close()
-        raise UserError(f"the file {path} has no audio stream", hint="use an audio file")
-    return container
-
-
-def _undecodable(path: Path, error: Exception) -> UserError:
-    return UserError(
-        f"cannot decode the audio file {path}: {error}",
-        hint="use a common format (mp3, wav, flac, m4a, ogg, opus)",
-    )
-
-
 def fade_gain(
     start: int, count: int, *, rate: int, fade: float, volume: float, end: int | None
 ) -> np.ndarray:
@@ -206,7 +150,7 @@ class _AudioFeed:
         self.track = track
         self._stream = stream
         self._mux = mux
-        self._input = _open_audio_input(track.path)
+        self._input = open_audio_input(track.path)
         source = self._input.streams.audio[0]
         # A fade never takes more than half the sound: a 0.7 s sound with a 1 s fade would
         # otherwise never reach its level.
@@ -255,7 +199,7 @@ class _AudioFeed:
                 self._exhausted = True
                 frames = self._resampler.resample(None)
             except av.FFmpegError as error:
-                raise _undecodable(self.track.path, error) from None
+                raise undecodable(self.track.path, error) from None
             else:
                 frame.pts = None  # output timing is the sample count, not the file's stamps
                 frames = self._resampler.resample(frame)

@@ -354,7 +354,21 @@ def _missing_files(document: SourceDocument, base_dir: Path) -> list[Diagnostic]
             )
         elif path[-1] == "init_image" and (reason := _unreadable_picture(resolved)):
             problems.append(document.diagnostic(path, f"cannot read '{value}' as a picture: {reason}"))
+        elif path == ("audio", "path") and (reason := _unusable_sound(resolved)):
+            problems.append(document.diagnostic(path, reason))
     return problems
+
+
+def _unusable_sound(path: Path) -> str | None:
+    """Why the writer could not use this soundtrack (the writer's own check), or None."""
+    from kandanim.audio import probe_audio
+    from kandanim.errors import UserError
+
+    try:
+        probe_audio(path)
+    except UserError as error:
+        return error.message + (f"; {error.hint}" if error.hint else "")
+    return None
 
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")

@@ -281,3 +281,11 @@ def test_a_scene_without_any_prompt_is_reported(tmp_path: Path) -> None:
     script = write(tmp_path, "scenes:\n  - {effect: zoom-in}\n")
     result = CliRunner().invoke(app, ["validate", str(script)])
     assert result.exit_code == 2 and "scene 1: prompt: missing required field" in result.output
+
+
+def test_validate_finds_a_soundtrack_the_writer_could_not_use(tmp_path: Path) -> None:
+    (tmp_path / "music.mp3").write_bytes(b"ID3 not really music")
+    script = write(tmp_path, SCRIPT + "audio: {path: music.mp3}\n")
+    result = CliRunner().invoke(app, ["validate", str(script)])
+    assert result.exit_code == 2
+    assert f"{script}:10:15: audio: path: cannot decode the audio file" in result.output

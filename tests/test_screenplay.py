@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import wave
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,11 @@ def _write(tmp_path: Path, text: str, name: str = "script.yaml") -> Path:
 def test_paths_become_absolute_relative_to_the_screenplay(tmp_path: Path) -> None:
     (tmp_path / "pics").mkdir()
     Image.new("RGB", (4, 4)).save(tmp_path / "pics" / "a.png")
-    (tmp_path / "music.mp3").write_bytes(b"")
+    with wave.open(str(tmp_path / "music.mp3"), "wb") as sound:  # any format FFmpeg reads
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(8000)
+        sound.writeframes(b"\0\0" * 800)
     path = _write(
         tmp_path,
         "output: renders/out.mp4\naudio: {path: music.mp3}\n"
