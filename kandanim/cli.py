@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kandanim import __version__
-from kandanim.errors import KandanimError, ScreenplayError
+from kandanim.errors import Interrupted, KandanimError, ScreenplayError
 
 if TYPE_CHECKING:
     from kandanim.jobs import JobResult
@@ -81,8 +81,10 @@ def _print_error(error: KandanimError, source: str | None = None) -> None:
         lines = [f"{source}: {error.message}"]
     else:
         lines = [error.message]
+    # Ctrl-C is the user's choice, not a failure: say what happened, not "error"
+    label = "[bold yellow]stopped[/]" if isinstance(error, Interrupted) else "[bold red]error[/]"
     for line in lines:
-        err.print(f"[bold red]error[/]: {escape(line)}")
+        err.print(f"{label}: {escape(line)}")
     if error.hint:
         err.print(f"[dim]hint[/]: {escape(error.hint)}")
 
@@ -288,8 +290,12 @@ def render(
     seed: Annotated[int | None, typer.Option(help="Override the screenplay's seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted render.")] = True,
     keep_frames: Annotated[bool, typer.Option(help="Keep the work folder of frames.")] = False,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
-    fail_fast: Annotated[bool, typer.Option(help="Stop a batch at the first failure.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing output kandanim did not write.")
+    ] = False,
+    fail_fast: Annotated[
+        bool, typer.Option(help="Render nothing when a script is invalid; stop at the first failure.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
     presets: PresetsOption = None,
 ) -> None:
@@ -337,6 +343,9 @@ def preview(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing output kandanim did not write.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
     presets: PresetsOption = None,
 ) -> None:
@@ -348,7 +357,7 @@ def preview(
     from kandanim.jobs import RenderOptions, render_preview
 
     target = _output_path(output) or Path(f"preview-{effect}.mp4")
-    options = RenderOptions(engine="preview", force=True, extra_presets=_dirs(presets))
+    options = RenderOptions(engine="preview", force=force, extra_presets=_dirs(presets))
     try:
         if contact_sheet is not None:
             _check_sheet_path(contact_sheet)
@@ -384,17 +393,34 @@ def doctor() -> None:
     Exits 1 when something the preview engine needs is broken.
     Example: kandanim doctor
     """
-    from rich.table import Table
-
     from kandanim.doctor import run_checks
 
     checks = run_checks()
-    table = Table("check", "", "detail", "fix")
-    for check in checks:
-        mark = "[green]ok[/]" if check.ok else ("[red]fail[/]" if check.required else "[yellow]no[/]")
-        table.add_row(check.name, mark, check.detail, check.fix)
-    out.print(table)
+    rows = [
+        (c.name, "ok" if c.ok else ("fail" if c.required else "no"), c.detail, c.fix)
+        for c in checks
+    ]
+    _print_rows(("check", "", "detail", "fix"), rows, colours={"ok": "green", "fail": "red",
+                                                             "no": "yellow"})
     raise typer.Exit(1 if any(c.required and not c.ok for c in checks) else 0)
+
+
+def _print_rows(
+    header: tuple[str, ...], rows: list[tuple[str, ...]], colours: dict[str, str] | None = None
+) -> None:
+    """A table on a terminal; tab-separated lines otherwise, never cut at 80 columns
+    (ids and paths must survive `| grep` and logs whole)."""
+    if not out.is_terminal:
+        for row in rows:
+            sys.stdout.write("\t".join(row).rstrip("\t") + "\n")
+        return
+    table = Table(*header)
+    for row in rows:
+        cells = [escape(cell) for cell in row]
+        if colours and len(row) > 1 and row[1] in colours:
+            cells[1] = f"[{colours[row[1]]}]{cells[1]}[/]"
+        table.add_row(*cells)
+    out.print(table)
 
 
 @models_app.command("pull")
@@ -406,18 +432,13 @@ def models_pull(
     Ids come from KANDANIM_PRIOR/_DECODER/_INPAINT/_DEPTH or the defaults; local folders
     are left alone. Example: kandanim models pull --all
     """
-    from rich.table import Table
-
     from kandanim.models import pull
 
     try:
         pulled = pull(all_models, progress=lambda line: err.print(f"pulling {line}"))
     except KandanimError as error:
         _fail(error)
-    table = Table("role", "model", "location")
-    for model in pulled:
-        table.add_row(model.role, model.model_id, model.path)
-    out.print(table)
+    _print_rows(("role", "model", "location"), [(m.role, m.model_id, m.path) for m in pulled])
 
 
 def _notice(message: str) -> None:
@@ -534,7 +555,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print("[bold yellow]stopped[/]: interrupted (Ctrl-C)")
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -16,7 +16,12 @@ import numpy as np
 import torch
 
 from kandanim.errors import UserError
-from kandanim.models import load_or_explain, out_of_memory_as_failure, resolve_dtype
+from kandanim.models import (
+    load_or_explain,
+    local_only,
+    out_of_memory_as_failure,
+    resolve_dtype,
+)
 from kandanim.spec import DEFAULT_DEPTH_MODELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -102,7 +107,9 @@ def create_model_estimator(
     def load() -> Any:
         from transformers import AutoModelForDepthEstimation
 
-        return AutoModelForDepthEstimation.from_pretrained(model_id, dtype=dtype)
+        return AutoModelForDepthEstimation.from_pretrained(
+            model_id, dtype=dtype, local_files_only=local_only(model_id)
+        )
 
     model = load_or_explain("depth", model_id, load).to(torch_device).eval()
     model_type = model.config.model_type

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from kandanim.errors import KandanimError
-from kandanim.models import ModelSpec, locate, offline
+from kandanim.hub import hub_status
+from kandanim.models import ModelSpec, locate
 from kandanim.spec import DEFAULT_DEPTH_MODELS
 
 GIB = 1024**3
@@ -155,7 +156,15 @@ def _weights_checks() -> list[Check]:
 
 
 def _hub_mode() -> Check:
+    """online / unreachable / offline by flag: probed (≤ 3 s), never assumed."""
     from huggingface_hub import constants
 
-    mode = "offline (HF_HUB_OFFLINE)" if offline() else "online"
-    return Check("hugging face hub", True, f"{mode}; cache {constants.HF_HUB_CACHE}")
+    status = hub_status()
+    where = f"{status.endpoint}; cache {constants.HF_HUB_CACHE}"
+    if status.mode == "offline":
+        return Check("hugging face hub", True, f"offline by HF_HUB_OFFLINE; {where}",
+                     fix="unset HF_HUB_OFFLINE to let `kandanim models pull` download")
+    if status.mode == "unreachable":
+        return Check("hugging face hub", False, f"unreachable ({status.detail}); {where}",
+                     fix="check the network or HF_ENDPOINT; or copy a pulled cache here")
+    return Check("hugging face hub", True, f"online ({status.detail}); {where}")

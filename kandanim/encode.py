@@ -48,8 +48,6 @@ import json
 import logging
 import math
 import os
-import re
-import secrets
 import shutil
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -65,16 +63,25 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from PIL import GifImagePlugin, Image
 
 from kandanim import __version__
+from kandanim.audio import AudioInfo, open_audio_input, probe_audio, undecodable  # noqa: F401
 from kandanim.errors import KandanimError, RuntimeFailure, UserError
+from kandanim.outputs import (  # re-exported: the writer's public path helpers
+    FILE_FORMATS,  # noqa: F401
+    FRAME_FILE,
+    FRAME_NAME,
+    SIDECAR_KEY,
+    OutputFormat,
+    PathLike,
+    check_output,  # noqa: F401
+    ensure_writable_folder,
+    output_format,
+    reserve_name,
+    sidecar_for,
+    sidecar_path,  # noqa: F401
+)
 
 log = logging.getLogger(__name__)
 
-OutputFormat = Literal["mp4", "webm", "gif", "png"]
-PathLike = str | os.PathLike[str]
-
-FILE_FORMATS: dict[str, OutputFormat] = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
-FRAME_NAME = "{index:06d}.png"
-_FRAME_FILE = re.compile(r"^(\d{6})\.png$")
 
 MP4_VIDEO_OPTIONS = {"crf": "18", "preset": "veryfast"}
 WEBM_VIDEO_OPTIONS = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "6", "row-mt": "1"}
@@ -92,164 +99,7 @@ MP4_STANDARD_KEYS = frozenset(
     }
 )
 
-_SIDECAR_KEY = "video"  # the writer's own entry in the sidecar, also how we recognise ours
 _WRITER_TAG = f"kandanim {__version__}"
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def output_format(path: PathLike) -> OutputFormat:
-    """The format an output path asks for: by extension, or `png` for a folder.
-
-    A folder is a path that ends in `/` or names an existing folder. Pass the user's text
-    (a `str`) where it may end in `/`: `pathlib.Path` drops the trailing slash.
-    """
-    text = os.fspath(path)
-    target = Path(text)
-    if text.endswith(("/", os.sep)) or target.is_dir():
-        return "png"
-    suffix = target.suffix.lower()
-    if suffix in FILE_FORMATS:
-        return FILE_FORMATS[suffix]
-    supported = ", ".join(FILE_FORMATS)
-    what = f"extension {target.suffix!r}" if target.suffix else "no extension"
-    raise UserError(
-        f"cannot write {text!r}: {what}; supported outputs are {supported} files, "
-        "or a folder (a path ending in '/') for PNG frames",
-        hint=f"for example -o {target.with_suffix('.mp4')}",
-    )
-
-
-def sidecar_path(path: PathLike) -> Path:
-    """Where the sidecar of an output goes: `out/demo.mp4` → `out/demo.json`."""
-    return _sidecar_for(Path(path), output_format(path))
-
-
-def _sidecar_for(target: Path, fmt: OutputFormat) -> Path:
-    if fmt == "png":
-        return target.with_name(target.name + ".json")
-    return target.with_suffix(".json")
-
-
-def check_output(path: PathLike, *, force: bool, sidecar: bool = True) -> None:
-    """Check before rendering that `path` can be written, creating its parent folder.
-
-    An existing output of the same kind (a video of the same format, a folder of frames,
-    our own sidecar) is simply replaced when the render finishes: users re-run renders
-    all the time. Anything else in the way is refused unless `force`: a file that is not
-    a video of the format its name says, a folder holding other files than frames, a
-    JSON file in the sidecar's place that we did not write.
-    """
-    fmt = output_format(path)
-    target = Path(path)
-    if fmt == "png":
-        _check_frame_folder(target, force=force)
-    elif target.exists() and not force and not _looks_like(target, fmt):
-        raise UserError(
-            f"{target} exists and is not a {fmt.upper()} video; refusing to overwrite it",
-            hint="choose another output with -o, or pass --force to overwrite it",
-        )
-    if sidecar:
-        _check_sidecar_slot(sidecar_path(path), force=force)
-    _ensure_writable_folder(target.parent)
-
-
-def _check_frame_folder(folder: Path, *, force: bool) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise UserError(
-            f"{folder} is a file, not a folder for PNG frames",
-            hint="name a folder (ending in '/') or a .mp4/.webm/.gif file with -o",
-        )
-    if force or not folder.is_dir():
-        return
-    others = sorted(p.name for p in folder.iterdir() if not _FRAME_FILE.match(p.name))
-    if others:
-        listed = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
-        raise UserError(
-            f"{folder} already holds files other than frames ({listed}); "
-            "refusing to write frames into it",
-            hint="choose an empty or new folder with -o, or pass --force",
-        )
-
-
-def _check_sidecar_slot(sidecar: Path, *, force: bool) -> None:
-    if not force and sidecar.exists() and not _is_our_sidecar(sidecar):
-        raise UserError(
-            f"the sidecar {sidecar} would replace a file that kandanim did not write",
-            hint="move that file, choose another output name with -o, or pass --force",
-        )
-
-
-def _looks_like(path: Path, fmt: OutputFormat) -> bool:
-    """Whether an existing file is (the start of) a video in `fmt`: its magic bytes."""
-    if not path.is_file():
-        return False
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-    if not head:
-        return True  # an empty file is nothing to protect
-    if fmt == "mp4":
-        return head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
-    if fmt == "webm":
-        return head.startswith(b"\x1a\x45\xdf\xa3")
-    return head.startswith((b"GIF87a", b"GIF89a"))
-
-
-def _is_our_sidecar(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    entry = data.get(_SIDECAR_KEY) if isinstance(data, dict) else None
-    return isinstance(entry, dict) and str(entry.get("writer", "")).startswith("kandanim")
-
-
-def _ensure_writable_folder(folder: Path) -> None:
-    """Create `folder` if missing and prove we can create files in it."""
-    where = folder if str(folder) else Path(".")
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UserError(
-            f"cannot create the output folder {where}: a file of that name is in the way",
-            hint="choose another output path with -o",
-        ) from None
-    except OSError as error:
-        raise _folder_error(where, error) from None
-    try:
-        probe = _reserve_name(where, ".kandanim-write-test", directory=False)
-    except OSError as error:
-        raise _folder_error(where, error) from None
-    probe.unlink(missing_ok=True)
-
-
-def _folder_error(folder: Path, error: OSError) -> KandanimError:
-    reason = error.strerror or str(error)
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
-        return UserError(
-            f"cannot write to the output folder {folder}: {reason}",
-            hint="choose another output path with -o",
-        )
-    return RuntimeFailure(f"cannot write to the output folder {folder}: {reason}")
-
-
-def _reserve_name(folder: Path, prefix: str, *, directory: bool) -> Path:
-    """Create a new empty file (or folder) `folder/prefix-XXXXXXXX` with default permissions.
-
-    Not `tempfile.mkstemp`: its 0600 mode would stick to the published video.
-    """
-    for _ in range(100):
-        candidate = folder / f"{prefix}-{secrets.token_hex(4)}"
-        try:
-            if directory:
-                candidate.mkdir(mode=0o777)
-            else:
-                os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
 
 
 # --------------------------------------------------------------------------- audio
@@ -262,67 +112,11 @@ class AudioTrack:
     path: Path
     volume: float = 1.0
     fade: float = 1.0  # seconds of fade-in at the start and fade-out at the end
+    label: str | None = None  # how the sidecar names the file (never a private path); None: its name
 
     def __post_init__(self) -> None:
         if not (self.volume >= 0 and self.fade >= 0):
             raise ValueError(f"volume and fade must be >= 0, got {self.volume}, {self.fade}")
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    codec: str
-    sample_rate: int
-    channels: int
-    duration: float | None  # seconds, None when the container does not say
-
-
-def probe_audio(path: PathLike) -> AudioInfo:
-    """Check cheaply that `path` holds decodable audio (opens it, decodes one frame)."""
-    container = _open_audio_input(Path(path))
-    try:
-        stream = container.streams.audio[0]
-        try:
-            next(container.decode(stream))
-        except StopIteration:
-            raise UserError(f"the audio file {path} holds no sound") from None
-        except av.FFmpegError as error:
-            raise _undecodable(Path(path), error) from None
-        duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        return AudioInfo(
-            codec=stream.codec_context.name,
-            sample_rate=stream.rate,
-            channels=stream.channels,
-            duration=duration,
-        )
-    finally:
-        container.close()
-
-
-def _open_audio_input(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise UserError(
-            f"the audio file {path} does not exist",
-            hint="check `audio: path:` (paths are relative to the screenplay)",
-        )
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as error:
-        raise _undecodable(path, error) from None
-    if not container.streams.audio:
-        container.close()
-        raise UserError(f"the file {path} has no audio stream", hint="use an audio file")
-    return container
-
-
-def _undecodable(path: Path, error: Exception) -> UserError:
-    return UserError(
-        f"cannot decode the audio file {path}: {error}",
-        hint="use a common format (mp3, wav, flac, m4a, ogg, opus)",
-    )
 
 
 def fade_gain(
@@ -356,8 +150,11 @@ class _AudioFeed:
         self.track = track
         self._stream = stream
         self._mux = mux
-        self._input = _open_audio_input(track.path)
+        self._input = open_audio_input(track.path)
         source = self._input.streams.audio[0]
+        # A fade never takes more than half the sound: a 0.7 s sound with a 1 s fade would
+        # otherwise never reach its level.
+        self._fade = min(track.fade, _duration(self._input, source) / 2)
         self._decoded = self._input.decode(source)
         # Mono is copied to both sides at full level (FFmpeg's upmix would lower it by
         # 3 dB); more than two channels are downmixed to stereo by FFmpeg.
@@ -370,16 +167,25 @@ class _AudioFeed:
 
     def advance(self, video_seconds: float) -> None:
         """Encode what is final once the video has reached `video_seconds`."""
-        settled = math.floor((video_seconds - self.track.fade) * AUDIO_RATE)
+        settled = math.floor((video_seconds - self._fade) * AUDIO_RATE)
         if settled - self._emitted >= AUDIO_RATE // 10:  # in 0.1 s steps, not per frame
-            self._decode_until(settled)
-            self._emit(min(settled, self._emitted + self._buffered), end=None)
+            # decode a fade ahead: a sound that ends within it must fade out to its end
+            self._decode_until(settled + math.ceil(self._fade * AUDIO_RATE))
+            available = self._emitted + self._buffered
+            if self._exhausted:  # the sound ends before the video: its fade-out ends with it
+                self._emit(available, end=available)
+                return
+            self._emit(settled, end=None)
 
     def finish(self, video_seconds: float) -> None:
-        """Encode the rest up to the video's end, with the fade-out, and flush."""
+        """Encode the rest up to the end of the video or of the sound, whichever comes
+        first, with the fade-out ending there, and flush."""
         end = round(video_seconds * AUDIO_RATE)
         self._decode_until(end)
-        self._emit(min(end, self._emitted + self._buffered), end=end)
+        available = self._emitted + self._buffered
+        if self._exhausted:
+            end = min(end, available)
+        self._emit(min(end, available), end=end)
         self._mux(self._stream.encode(None))
 
     def close(self) -> None:
@@ -393,7 +199,7 @@ class _AudioFeed:
                 self._exhausted = True
                 frames = self._resampler.resample(None)
             except av.FFmpegError as error:
-                raise _undecodable(self.track.path, error) from None
+                raise undecodable(self.track.path, error) from None
             else:
                 frame.pts = None  # output timing is the sample count, not the file's stamps
                 frames = self._resampler.resample(frame)
@@ -423,7 +229,7 @@ class _AudioFeed:
             return
         block = self._take(count)
         gain = fade_gain(
-            self._emitted, count, rate=AUDIO_RATE, fade=self.track.fade,
+            self._emitted, count, rate=AUDIO_RATE, fade=self._fade,
             volume=self.track.volume, end=end,
         )
         samples = np.clip(block * gain, -1.0, 1.0)
@@ -439,6 +245,15 @@ class _AudioFeed:
         frame.pts = self._emitted
         self._emitted = upto
         self._mux(self._stream.encode(frame))
+
+
+def _duration(container: av.container.InputContainer, stream: av.AudioStream) -> float:
+    """Seconds of sound the file says it holds; infinity when it does not say."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return math.inf
 
 
 def _as_stereo(planar: np.ndarray) -> np.ndarray:
@@ -651,7 +466,7 @@ class VideoWriter:
 
     @property
     def sidecar_path(self) -> Path | None:
-        return _sidecar_for(self.path, self.format) if self._sidecar is not None else None
+        return sidecar_for(self.path, self.format) if self._sidecar is not None else None
 
     def write(self, frame: np.ndarray) -> None:
         """Encode one RGB uint8 frame of shape (height, width, 3)."""
@@ -729,17 +544,17 @@ class VideoWriter:
             else:
                 os.replace(self._temp, self.path)
             if sidecar_temp is not None:
-                os.replace(sidecar_temp, _sidecar_for(self.path, self.format))
+                os.replace(sidecar_temp, sidecar_for(self.path, self.format))
         finally:
             if sidecar_temp is not None:
                 _remove_quietly(sidecar_temp)
 
     def _write_sidecar_temp(self) -> Path:
         assert self._sidecar is not None
-        target = _sidecar_for(self.path, self.format)
-        document = {**self._sidecar, _SIDECAR_KEY: self._description()}
+        target = sidecar_for(self.path, self.format)
+        document = {**self._sidecar, SIDECAR_KEY: self._description()}
         text = json.dumps(document, indent=2, ensure_ascii=False, default=_json_default)
-        temp = _reserve_name(target.parent, f".{target.name}.part", directory=False)
+        temp = reserve_name(target.parent, f".{target.name}.part", directory=False)
         try:
             with open(temp, "w", encoding="utf-8") as fh:
                 fh.write(text + "\n")
@@ -753,7 +568,7 @@ class VideoWriter:
         audio = None
         if self._audio is not None and self.format in ("mp4", "webm"):
             audio = {
-                "path": str(self._audio.path),
+                "path": self._audio.label or self._audio.path.name,
                 "volume": self._audio.volume,
                 "fade": self._audio.fade,
                 "codec": AUDIO_CODEC[self.format][0],
@@ -769,6 +584,8 @@ class VideoWriter:
             "fps": self.fps,
             "frames": self._frames,
             "duration": self._frames / self.fps,
+            # how `check_output` later knows the file under this name is still ours
+            "bytes": self._temp.stat().st_size if self._temp.is_file() else None,
             "audio": audio,
         }
 
@@ -803,7 +620,7 @@ def _publish_frame_folder(temp: Path, target: Path, frames: int) -> None:
         name = FRAME_NAME.format(index=index)
         os.replace(temp / name, target / name)
     for stale in target.iterdir():  # frames of an earlier, longer render
-        match = _FRAME_FILE.match(stale.name)
+        match = FRAME_FILE.match(stale.name)
         if match and int(match.group(1)) >= frames:
             stale.unlink()
     temp.rmdir()
@@ -844,9 +661,9 @@ def open_writer(
         audio = None
     if fmt == "gif" and fps > 50:
         log.warning("GIF viewers slow down animations above 50 fps; %d fps asked", fps)
-    _ensure_writable_folder(target.parent)
+    ensure_writable_folder(target.parent)
     try:
-        temp = _reserve_name(target.parent, f".{target.name}.part", directory=fmt == "png")
+        temp = reserve_name(target.parent, f".{target.name}.part", directory=fmt == "png")
     except OSError as error:
         raise _write_failure(target, error) from None
     try:
@@ -905,8 +722,8 @@ def _check_writer_arguments(
         if not isinstance(key, str) or not isinstance(value, str):
             raise TypeError(f"metadata must map str to str, got {key!r}: {type(value).__name__}")
     if sidecar is not None:
-        if _SIDECAR_KEY in sidecar:
-            raise ValueError(f"the sidecar key {_SIDECAR_KEY!r} is reserved for the writer")
+        if SIDECAR_KEY in sidecar:
+            raise ValueError(f"the sidecar key {SIDECAR_KEY!r} is reserved for the writer")
         json.dumps(sidecar, default=_json_default)  # fail now, not after the render
 
 
@@ -944,4 +761,4 @@ def iter_frames(path: PathLike) -> Iterator[np.ndarray]:
 
 def frame_files(folder: PathLike) -> list[Path]:
     """The numbered frames of a PNG output folder, in order."""
-    return sorted(p for p in Path(folder).iterdir() if _FRAME_FILE.match(p.name))
+    return sorted(p for p in Path(folder).iterdir() if FRAME_FILE.match(p.name))

@@ -44,10 +44,33 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
+        where = f"{field_name(self.path)}: " if self.path else ""
         if self.line <= 0:  # data built in code has no position in a file
             return f"{self.file}: {where}{self.message}"
         return f"{self.file}:{self.line}:{self.col}: {where}{self.message}"
+
+
+_KEYED_LISTS = {"camera": "key", "strength": "key", "keyframes": "key"}
+
+
+def field_name(path: str) -> str:
+    """A dotted field path as the user wrote and counts it: `scenes.1.init_image` →
+    `scene 2: init_image`, `scenes.0.camera.2.t` → `scene 1: camera key 3: t`."""
+    parts = path.split(".")
+    words: list[str] = []
+    for i, part in enumerate(parts):
+        if not (part.isascii() and part.isdigit()):
+            words.append(part)
+            continue
+        number = int(part) + 1
+        owner = parts[i - 1] if i else ""
+        if owner == "scenes" and words and words[-1] == "scenes":
+            words[-1] = f"scene {number}"
+        elif words:
+            words[-1] = f"{words[-1]} {_KEYED_LISTS.get(owner, 'item')} {number}"
+        else:
+            words.append(f"item {number}")
+    return ": ".join(words)
 
 
 class ScreenplayError(UserError):

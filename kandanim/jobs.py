@@ -8,9 +8,9 @@ script of a batch (models load once).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
+import os
 import platform
 import queue
 import signal
@@ -28,7 +28,7 @@ from kandanim import __version__
 from kandanim.encode import AudioTrack, check_output, open_writer
 from kandanim.engines.base import Engine
 from kandanim.errors import Interrupted, KandanimError, UserError
-from kandanim.plan import Plan, build_plan
+from kandanim.plan import Plan, build_plan, shared_path
 from kandanim.render import Renderer, RenderState, reveal_notices, supports_morph
 from kandanim.resume import NoWorkFolder, WorkFolder, work_folder_for
 from kandanim.screenplay import LoadedScreenplay, load_screenplay
@@ -60,7 +60,6 @@ class RenderOptions:
     seed: int | None = None
     resume: bool = True
     keep_frames: bool = False
-    resumable: bool = True  # False: no work folder at all (previews)
     force: bool = False
     fail_fast: bool = False
     extra_presets: tuple[Path, ...] = ()
@@ -122,13 +121,24 @@ def render_plan(
     screenplay_text: str,
     progress: Progress,
     notify: Callable[[str], None],
+    screenplay: Path | None = None,
+    resumable: bool = True,
 ) -> int:
-    """Render a plan to `output`, resumably. Returns the number of frames written."""
-    check_output(output, force=options.force)
+    """Render a plan to `output`, resumably. Returns the number of frames written.
+
+    `resumable=False` (previews, seconds long) keeps no work folder at all: no frames are
+    saved to resume from (they would cost more than redoing the render), and a failure
+    leaves nothing that the next run could mistake for an interrupted render.
+
+    `screenplay` (the file, when there is one) and the plan's init images and soundtrack
+    are never written onto, even with `force` (`encode.check_output`).
+    """
+    check_output(output, force=options.force, inputs=render_inputs(plan, screenplay))
     engine.prepare(plan)  # loads models: fails early, before anything is written
     plan_json = plan.to_json()  # the fingerprint, metadata and sidecar all describe it
-    work: WorkFolder | NoWorkFolder = NoWorkFolder()
-    if options.resumable:
+    plan_json["inputs"] = _input_digests(plan)  # same names, new content: not the same render
+    work: WorkFolder | NoWorkFolder = NoWorkFolder()  # a preview keeps nothing to resume
+    if resumable:
         fingerprint = _fingerprint(plan, plan_json, engine, screenplay_text)
         work = WorkFolder(work_folder_for(output), fingerprint)
     resumed = work.open(resume=options.resume)
@@ -140,22 +150,28 @@ def render_plan(
         notify(notice)
     renderer = Renderer(plan, engine, resumed.state)
     done = written = renderer.state.next_index
+    fit = _cropper(plan)
+    if plan.crop is not None:
+        notify(
+            f"rendering at {plan.width}x{plan.height} (Kandinsky needs sides that are multiples "
+            f"of 64) and centre-cropping to {plan.crop[0]}x{plan.crop[1]}"
+        )
     progress.start(output.name, plan.frame_count, done)
     try:
         with _interrupts_as_keyboard(), open_writer(
             output,
-            width=plan.width,
-            height=plan.height,
+            width=plan.output_size[0],
+            height=plan.output_size[1],
             fps=plan.fps,
             audio=_audio(plan),
             metadata=_metadata(plan, plan_json, screenplay_text),
             sidecar=_sidecar(plan, plan_json, engine, screenplay_text),
         ) as writer:
             for image in work.saved_frames(done):
-                writer.write(image)
+                writer.write(fit(image))
             for index, image, state in _ahead(renderer):
                 written = index + 1
-                writer.write(image)
+                writer.write(fit(image))
                 work.save_frame(index, image)
                 if state.clean:
                     work.checkpoint(state)
@@ -163,16 +179,20 @@ def render_plan(
             work.flush()
             writer.close()
     except KeyboardInterrupt:
+        if not resumable:
+            _remove_quietly(work)
+            raise Interrupted("interrupted; nothing was written") from None
         work.flush()
-        if work.path is None:
-            raise Interrupted("interrupted; a preview keeps nothing to resume from") from None
         raise Interrupted(
             f"interrupted; {written} of {plan.frame_count} frames are saved "
             f"in {work.path}",
             hint="run the same command again to resume where it stopped",
         ) from None
     except BaseException:
-        _flush_quietly(work)
+        if resumable:
+            _flush_quietly(work)
+        else:
+            _remove_quietly(work)
         raise
     finally:
         progress.stop()
@@ -238,40 +258,90 @@ def render_scripts(
     notify: Callable[[str], None],
     on_result: Callable[[JobResult], None],
 ) -> list[JobResult]:
-    """Render each script; one failing script does not stop the batch unless fail-fast."""
+    """Check every script first (screenplay, plan, output), reporting each broken one at
+    once through `on_result`; then render the valid ones. With `fail_fast`, one broken
+    script means nothing is rendered; during the renders it stops the batch at the first
+    failure. Results come back in the order of `scripts`."""
+    if output is not None and out_dir is not None:
+        raise UserError(
+            "-o/--output and --out-dir both say where the output goes; give one of them",
+            hint="-o FILE for one script, --out-dir DIR for a batch",
+        )
     if output is not None and len(scripts) > 1:
         raise UserError("-o/--output names one file; with several scripts use --out-dir DIR")
-    engines = Engines(options)
-    results: list[JobResult] = []
-    for script in scripts:
-        result = _render_one(script, engines, options, output, out_dir, progress, notify)
-        results.append(result)
-        on_result(result)
-        if result.status == "interrupted" or (result.status == "failed" and options.fail_fast):
-            break
-    return results
+    jobs: list[tuple[int, _Job]] = []
+    results: dict[int, JobResult] = {}
+    claimed: dict[Path, Path] = {}  # output → the script writing it
+    for number, script in enumerate(scripts):
+        try:
+            jobs.append((number, _prepare(script, options, output, out_dir, claimed, notify)))
+        except KandanimError as error:
+            results[number] = JobResult(script=str(script), status="failed", error=error)
+            on_result(results[number])
+    if not (results and options.fail_fast):
+        engines = Engines(options)
+        for number, job in jobs:
+            results[number] = result = _render_job(job, engines, options, progress, notify)
+            on_result(result)
+            if result.status == "interrupted" or (
+                result.status == "failed" and options.fail_fast
+            ):
+                break
+    return [results[n] for n in sorted(results)]
 
 
-def _render_one(
+@dataclass(frozen=True)
+class _Job:
+    """A script that passed every check a render makes before it starts."""
+
+    script: Path
+    loaded: LoadedScreenplay
+    plan: Plan
+    output: Path
+
+
+def _prepare(
     script: Path,
-    engines: Engines,
     options: RenderOptions,
     output: Path | None,
     out_dir: Path | None,
+    claimed: dict[Path, Path],
+    notify: Callable[[str], None],
+) -> _Job:
+    """Load, plan and check the output of one script, so a batch finds every broken
+    script before it spends hours on the first."""
+    loaded = load_screenplay(script, extra_presets=options.extra_presets)
+    for notice in loaded.notices:
+        notify(f"{script}: {notice}")
+    plan = build_plan(loaded, seed=options.seed, engine=options.engine, notify=notify)
+    target = output_for(loaded, output=output, out_dir=out_dir)
+    check_output(target, force=options.force, inputs=render_inputs(plan, loaded.path))
+    key = Path(os.path.abspath(target))
+    if key in claimed:
+        raise UserError(
+            f"{script} would write {target}, which {claimed[key]} of this batch writes too",
+            hint="give one of them another `output:`",
+        )
+    claimed[key] = script
+    if loaded.screenplay.seed is None and options.seed is None:
+        notify(f"{script}: seed {plan.seed} (set `seed:` to reproduce)")
+    return _Job(script, loaded, plan, target)
+
+
+def _render_job(
+    job: _Job,
+    engines: Engines,
+    options: RenderOptions,
     progress: Progress,
     notify: Callable[[str], None],
 ) -> JobResult:
     started = time.monotonic()
-    result = JobResult(script=str(script), status="failed")
+    result = JobResult(script=str(job.script), status="failed", output=job.output)
     try:
-        loaded = load_screenplay(script, extra_presets=options.extra_presets)
-        plan = build_plan(loaded, seed=options.seed, engine=options.engine)
-        if loaded.screenplay.seed is None and options.seed is None:
-            notify(f"{script}: seed {plan.seed} (set `seed:` to reproduce)")
-        result.output = output_for(loaded, output=output, out_dir=out_dir)
         result.frames = render_plan(
-            plan, result.output, engines.get(plan.engine), options=options,
-            screenplay_text=loaded.text, progress=progress, notify=notify,
+            job.plan, job.output, engines.get(job.plan.engine), options=options,
+            screenplay_text=job.loaded.text, progress=progress, notify=notify,
+            screenplay=job.loaded.path,
         )
         result.status = "ok"
     except Interrupted as error:
@@ -282,7 +352,46 @@ def _render_one(
     return result
 
 
-def _flush_quietly(work: WorkFolder) -> None:
+def render_inputs(plan: Plan, screenplay: Path | None) -> list[tuple[str, Path]]:
+    """Every file the render reads, by role: what it must never write onto."""
+    found = [("screenplay", screenplay)] if screenplay is not None else []
+    return found + plan.inputs()
+
+
+def _input_digests(plan: Plan) -> dict[str, str]:
+    """sha256 of every input file by its shared name, so a re-render can check it has the
+    same pictures and sound (names alone are relative paths)."""
+    digests = {}
+    for _, path in plan.inputs():
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as error:
+            raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+        digests[shared_path(path, plan.base_dir)] = digest.hexdigest()
+    return digests
+
+
+def _cropper(plan: Plan) -> Callable[[Any], Any]:
+    """Frames as the video wants them: centre-cropped to the asked size when the model
+    size differs (saved frames keep the full size, so resuming stays exact)."""
+    if plan.crop is None:
+        return lambda image: image
+    width, height = plan.crop
+    left, top = (plan.width - width) // 2, (plan.height - height) // 2
+    return lambda image: image[top:top + height, left:left + width]
+
+
+def _remove_quietly(work: WorkFolder | NoWorkFolder) -> None:
+    try:
+        work.remove()
+    except (KandanimError, OSError):
+        pass  # the original failure is the one to report
+
+
+def _flush_quietly(work: WorkFolder | NoWorkFolder) -> None:
     try:
         work.flush()
     except KandanimError:
@@ -330,10 +439,12 @@ def _fingerprint(
 def _audio(plan: Plan) -> AudioTrack | None:
     if not plan.audio:
         return None
+    path = Path(plan.audio["path"])
     return AudioTrack(
-        path=Path(plan.audio["path"]),
+        path=path,
         volume=float(plan.audio.get("volume", 1.0)),
         fade=float(plan.audio.get("fade", 1.0)),
+        label=shared_path(path, plan.base_dir),
     )
 
 
@@ -413,11 +524,13 @@ def render_preview(
         document, base_dir=Path.cwd(), name="<preview options>",
         extra_presets=options.extra_presets,
     )
-    plan = build_plan(loaded, engine="preview")
+    plan = build_plan(loaded, engine="preview", notify=notify)
+    if image is not None:  # what is stored names the picture as shared_path does
+        scene["init_image"] = shared_path(image.resolve(), loaded.base_dir)
     text = json.dumps(document, indent=1)
-    options = dataclasses.replace(options, resumable=False)  # seconds of work: nothing to keep
     render_plan(
         plan, output, Engines(options).get("preview"), options=options, screenplay_text=text,
-        progress=progress, notify=notify,
+        progress=progress, notify=notify, screenplay=None, resumable=False,
     )
     return output
+

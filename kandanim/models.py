@@ -1,7 +1,7 @@
 """Model ids, devices and the process-wide model store.
 
 Which weights: `ModelSpec` resolves the prior, decoder, inpaint and depth model of a render
-with the plan's rule (`kandanim.plan`): the screenplay's `models:` block (or a baked plan's
+with the one rule of `kandanim.spec.resolve_model_ids`: the screenplay's `models:` block (or a baked plan's
 `models`) > the environment (`KANDANIM_PRIOR`, `KANDANIM_DECODER`, `KANDANIM_INPAINT`,
 `KANDANIM_DEPTH`) > the defaults in `kandanim.spec`. Each value is a Hugging Face hub id or
 a local folder; `inpaint: none` turns the inpainting model off.
@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 
 from kandanim.errors import RuntimeFailure, UserError, WeightsMissing
-from kandanim.spec import DEFAULT_DECODER, DEFAULT_DEPTH_MODELS, DEFAULT_INPAINT, DEFAULT_PRIOR
+from kandanim.hub import hub_status, offline_flag
+from kandanim.spec import (
+    DEFAULT_DECODER,
+    DEFAULT_DEPTH_MODELS,
+    DEFAULT_INPAINT,
+    DEFAULT_PRIOR,
+    MODEL_ENV,
+    MODEL_ROLES,
+    resolve_model_ids,
+)
 
 if TYPE_CHECKING:
     from diffusers import (
@@ -42,12 +51,10 @@ if TYPE_CHECKING:
         KandinskyV22PriorPipeline,
     )
 
-    from kandanim.depth import DepthEstimator
-
 log = logging.getLogger(__name__)
 
-ROLES = ("prior", "decoder", "inpaint", "depth")
-ENV_VARS = {role: f"KANDANIM_{role.upper()}" for role in ROLES}
+ROLES = MODEL_ROLES
+ENV_VARS = MODEL_ENV
 NO_INPAINT = frozenset({"", "none", "off", "false"})  # `inpaint: none` → img2img fallback
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES: dict[str, torch.dtype] = {
@@ -63,9 +70,8 @@ MARKER_FILES = {
     "depth": "config.json",
 }
 REMEDIES = (
-    "Run `kandanim models pull` on a machine that can reach huggingface.co (it fills the "
-    "standard Hugging Face cache, which you can copy here), or render with `--engine preview`, "
-    "which needs no weights."
+    "Run `kandanim models pull` on a machine that can reach huggingface.co (then copy its "
+    "Hugging Face cache here), or render with `--engine preview`, which needs no weights."
 )
 
 T = TypeVar("T")
@@ -102,12 +108,9 @@ class ModelSpec:
             raise UserError(
                 f"unknown model role(s) {sorted(unknown)}", hint=f"expected {', '.join(ROLES)}"
             )
-        spec = cls()
-        for role in ROLES:
-            value = overrides.get(role) or env.get(ENV_VARS[role])
-            if value is not None:
-                spec = replace(spec, **{role: _normalise_id(role, value)})
-        return spec
+        chosen = {role: _normalise_id(role, value) for role, value in
+                  resolve_model_ids(overrides, env).items()}
+        return replace(cls(), **chosen)
 
     def as_dict(self) -> dict[str, str]:
         """The plan's `models` mapping (str values only; a disabled inpaint model is "none")."""
@@ -231,10 +234,13 @@ def _release_cached_memory() -> None:
 
 def offline() -> bool:
     """True when the Hugging Face hub must not be contacted (HF_HUB_OFFLINE)."""
-    from huggingface_hub import constants
+    return offline_flag()
 
-    flag = os.environ.get("HF_HUB_OFFLINE", "")
-    return constants.is_offline_mode() or flag.strip().lower() in {"1", "true", "yes", "on"}
+
+def local_only(model_id: str) -> bool:
+    """Load from disk only: a local folder, or a hub id while the hub is offline or
+    unreachable (huggingface_hub would otherwise retry it for about a minute)."""
+    return looks_like_folder(model_id) or not hub_status().online
 
 
 def locate(role: str, model_id: str) -> tuple[bool, str]:
@@ -257,20 +263,26 @@ def locate(role: str, model_id: str) -> tuple[bool, str]:
 
 
 def missing_weights(models: Iterable[tuple[str, str]]) -> list[str]:
-    """Lines naming each (role, id) that cannot be loaded *without the network*. A hub id
-    not in the cache counts only offline: online, from_pretrained downloads it."""
+    """One entry per (role, id) that cannot be loaded. A hub id that is not cached is
+    missing unless the hub answers now (then from_pretrained downloads it); the probe runs
+    only when such an id is asked for, at most once per process."""
     problems = []
     for role, model_id in models:
         present, where = locate(role, model_id)
-        if not present and (looks_like_folder(model_id) or offline()):
-            problems.append(f"{role} weights: {where}")
+        if not present and (looks_like_folder(model_id) or not hub_status().online):
+            problems.append(f"{role}: {where}")
     return problems
 
 
 def weights_missing(problems: list[str]) -> WeightsMissing:
+    """The one message for missing weights: every model, why, and both remedies."""
     listing = "; ".join(problems)
+    status = hub_status() if any("Hugging Face cache" in p for p in problems) else None
+    why = ""
+    if status is not None and not status.online:
+        why = f" (the Hugging Face hub is {status.mode}: {status.detail})"
     return WeightsMissing(
-        f"model weights are missing ({listing}). {REMEDIES}",
+        f"model weights are missing: {listing}{why}\n{REMEDIES}",
         hint="`kandanim doctor` lists which weights are present locally",
     )
 
@@ -328,7 +340,7 @@ class ModelStore:
     _inpaints: dict[str, KandinskyV22InpaintPipeline | None] = field(
         default_factory=dict, repr=False
     )
-    _depth: dict[tuple[str, str], DepthEstimator] = field(default_factory=dict, repr=False)
+    _depth: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.dtype is None:
@@ -381,13 +393,15 @@ class ModelStore:
                 self._inpaints[model_id] = None
         return self._inpaints[model_id]
 
-    def depth_estimator(self, backend: str, model_id: str) -> DepthEstimator:
-        """A model-based depth estimator ('midas' | 'depth-anything'), loaded once."""
+    def depth_estimator(
+        self, backend: str, model_id: str, create: Callable[[str, str, str], T]
+    ) -> T:
+        """A model-based depth estimator ('midas' | 'depth-anything'), loaded once by
+        `create(backend, model_id, device)` (`depth_models.create_model_estimator`: passed
+        in, so this floor never imports the depth modules that import it)."""
         key = (backend, model_id)
         if key not in self._depth:
-            from kandanim.depth_models import create_model_estimator
-
-            self._depth[key] = create_model_estimator(backend, model_id, str(self.device))
+            self._depth[key] = create(backend, model_id, str(self.device))
             self.loads["depth"] += 1
         return self._depth[key]
 
@@ -399,9 +413,12 @@ class ModelStore:
         from transformers import CLIPImageProcessorPil
 
         # constructed directly: the auto class warns that torchvision is absent
-        processor = CLIPImageProcessorPil.from_pretrained(model_id, subfolder="image_processor")
+        local = local_only(model_id)
+        processor = CLIPImageProcessorPil.from_pretrained(
+            model_id, subfolder="image_processor", local_files_only=local
+        )
         pipe = KandinskyV22PriorPipeline.from_pretrained(
-            model_id, dtype=self.dtype, image_processor=processor
+            model_id, dtype=self.dtype, image_processor=processor, local_files_only=local
         )
         self.loads["prior"] += 1
         return self._place(pipe)
@@ -410,7 +427,9 @@ class ModelStore:
         quiet_loading()
         from diffusers import KandinskyV22Img2ImgPipeline, KandinskyV22Pipeline
 
-        text_to_image = KandinskyV22Pipeline.from_pretrained(model_id, dtype=self.dtype)
+        text_to_image = KandinskyV22Pipeline.from_pretrained(
+            model_id, dtype=self.dtype, local_files_only=local_only(model_id)
+        )
         self.loads["decoder"] += 1
         image_to_image = KandinskyV22Img2ImgPipeline(**text_to_image.components)
         self._place(text_to_image)
@@ -421,7 +440,9 @@ class ModelStore:
         quiet_loading()
         from diffusers import KandinskyV22InpaintPipeline
 
-        pipe = KandinskyV22InpaintPipeline.from_pretrained(model_id, dtype=self.dtype)
+        pipe = KandinskyV22InpaintPipeline.from_pretrained(
+            model_id, dtype=self.dtype, local_files_only=local_only(model_id)
+        )
         self.loads["inpaint"] += 1
         return self._place(pipe)
 
@@ -512,6 +533,13 @@ def pull(
         raise RuntimeFailure(
             "cannot pull weights: HF_HUB_OFFLINE is set, so the Hugging Face hub is not contacted",
             hint="unset HF_HUB_OFFLINE on a machine that can reach huggingface.co",
+        )
+    status = hub_status()
+    if status.mode == "unreachable" and any(not looks_like_folder(i) for _, i in wanted):
+        raise RuntimeFailure(
+            f"cannot pull weights: the Hugging Face hub at {status.endpoint} is unreachable "
+            f"({status.detail})",
+            hint="run it on a machine that can reach huggingface.co, then copy its cache here",
         )
     pulled = []
     for number, (role, model_id) in enumerate(wanted, start=1):

@@ -30,11 +30,10 @@ Rules decided here (`build_plan`):
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import secrets
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
 
 SEED_MODULUS = 2**32
 SCENE_SEED_STRIDE = 1000
-MODEL_ROLES = ("prior", "decoder", "inpaint", "depth")
+MODEL_ROLES = spec.MODEL_ROLES
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,15 @@ class Plan:
     audio: dict[str, Any] | None = None
     output: Path | None = None
     title: str | None = None
+    base_dir: Path | None = None  # the screenplay's folder: shared paths are relative to it
+    # The size asked for when it is not a multiple of 64 on each side: frames are made at
+    # width × height (the enclosing multiple, what Kandinsky needs) and centre-cropped.
+    crop: tuple[int, int] | None = None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the video written."""
+        return self.crop or (self.width, self.height)
 
     @property
     def frame_count(self) -> int:
@@ -125,18 +133,49 @@ class Plan:
             return None
         return self.models.get("depth") or spec.DEFAULT_DEPTH_MODELS[backend]
 
+    def inputs(self) -> list[tuple[str, Path]]:
+        """(role, path) of every file the render reads: init images and the soundtrack."""
+        found = [
+            (f"init image of scene {s.index + 1}", s.init_image)
+            for s in self.scenes
+            if s.init_image is not None
+        ]
+        if self.audio:
+            found.append(("soundtrack", Path(self.audio["path"])))
+        return found
+
     def to_json(self) -> dict[str, Any]:
-        """The `plan --json` document (SPEC §4)."""
-        return {
+        """The `plan --json` document (SPEC §4). File paths are relative to the screenplay
+        (`shared_path`): the document goes into sidecars and video metadata."""
+        scenes = [_jsonable(asdict(s)) for s in self.scenes]
+        for entry, scene in zip(scenes, self.scenes, strict=True):
+            if scene.init_image is not None:
+                entry["init_image"] = shared_path(scene.init_image, self.base_dir)
+        document: dict[str, Any] = {
             "fps": self.fps,
             "width": self.width,
             "height": self.height,
             "frames": self.frame_count,
             "seed": self.seed,
             "engine": self.engine,
-            "scenes": [_jsonable(asdict(s)) for s in self.scenes],
-            "records": [_jsonable(asdict(f)) for f in self.frames],
         }
+        if self.crop is not None:  # rendered at width × height, written at the asked size
+            document["output_width"], document["output_height"] = self.crop
+        document["scenes"] = scenes
+        document["records"] = [_jsonable(asdict(f)) for f in self.frames]
+        return document
+
+
+def shared_path(path: Path, base_dir: Path | None) -> str:
+    """How a file is named in what kandanim shares (sidecars, metadata): relative to the
+    screenplay's folder when inside it, else its bare name, never a user's absolute path
+    (which names their home folder, account and projects)."""
+    if base_dir is not None:
+        try:
+            return Path(path).relative_to(base_dir).as_posix()
+        except ValueError:
+            pass
+    return Path(path).name
 
 
 def _jsonable(value: Any) -> Any:
@@ -154,12 +193,7 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------- building
 
 
-def frame_count(duration: float, fps: int) -> int:
-    """Frames of a scene: round(duration × fps) with halves rounded up.
-
-    The small epsilon absorbs binary noise (0.1 × 30 = 3.0000000000000004 is 3 frames).
-    """
-    return math.floor(duration * fps + 0.5 + 1e-9)
+frame_count = spec.frame_count  # the rule lives with the format; kept here for callers
 
 
 def build_plan(
@@ -168,6 +202,7 @@ def build_plan(
     seed: int | None = None,
     engine: str | None = None,
     fps: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Plan:
     """Resolve a loaded screenplay into the per-frame plan (see the module docstring).
 
@@ -184,7 +219,7 @@ def build_plan(
     ]
     counts = [_scene_frames(i, s["duration"], fps) for i, s in enumerate(settings)]
     starts = [0, *itertools.accumulate(counts)][:-1]
-    windows = _transition_windows(settings, counts, starts, fps)
+    windows = _transition_windows(settings, counts, starts, fps, notify or (lambda _: None))
     scenes = tuple(
         _scene_plan(i, scene, preset, s, starts[i], counts[i], plan_seed, windows.get(i))
         for i, (scene, preset, s) in enumerate(zip(play.scenes, loaded.effects, settings))
@@ -195,7 +230,8 @@ def build_plan(
     ]
     poses = camera_path(motions, counts, fps)
     frames = _frames(scenes, settings, poses, windows, fps)
-    width, height = play.size
+    asked = play.size
+    width, height = spec.model_size(*asked)
     audio = None
     if play.audio is not None:
         audio = {"path": str(play.audio.path), "volume": play.audio.volume, "fade": play.audio.fade}
@@ -211,28 +247,16 @@ def build_plan(
         audio=audio,
         output=play.output,
         title=play.title,
+        base_dir=loaded.base_dir,
+        crop=asked if asked != (width, height) else None,
     )
 
 
 def resolve_models(models: spec.Models, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Model ids or folders by role: screenplay > environment > spec defaults.
-
-    `depth` is present only when overridden; otherwise each depth backend uses its own
-    default (`Plan.depth_model`).
-    """
-    environ = dict(os.environ) if environ is None else environ
-    defaults = {
-        "prior": spec.DEFAULT_PRIOR,
-        "decoder": spec.DEFAULT_DECODER,
-        "inpaint": spec.DEFAULT_INPAINT,
-    }
-    resolved: dict[str, str] = {}
-    for role in MODEL_ROLES:
-        from_env = environ.get(f"KANDANIM_{role.upper()}")
-        chosen = getattr(models, role) or from_env or defaults.get(role)
-        if chosen:
-            resolved[role] = chosen
-    return resolved
+    """Model ids or folders by role, by `spec.resolve_model_ids` (screenplay > environment
+    > defaults; `depth` only when overridden, see `Plan.depth_model`)."""
+    chosen = models.model_dump()
+    return spec.resolve_model_ids(chosen, dict(os.environ) if environ is None else environ)
 
 
 def _checked_fps(fps: int) -> int:
@@ -298,9 +322,14 @@ class _Window:
 
 
 def _transition_windows(
-    settings: Sequence[dict[str, Any]], counts: Sequence[int], starts: Sequence[int], fps: int
+    settings: Sequence[dict[str, Any]],
+    counts: Sequence[int],
+    starts: Sequence[int],
+    fps: int,
+    notify: Callable[[str], None],
 ) -> dict[int, _Window]:
-    """Window entering each scene k ≥ 1 with a non-cut transition (and room for one)."""
+    """Window entering each scene k ≥ 1 with a non-cut transition (and room for one).
+    A window that does not fit its scenes is shortened, with a notice."""
     wanted = [0] + [
         0 if s["transition"].type == "cut" else frame_count(s["transition"].duration, fps)
         for s in settings[1:]
@@ -316,6 +345,12 @@ def _transition_windows(
         before, after = wanted[k] // 2, wanted[k] - wanted[k] // 2
         if before > room_before or after > room_after:  # shrink, staying centred on the cut
             before = after = min(before, after, room_before, room_after)
+            kind = settings[k]["transition"].type
+            asked = settings[k]["transition"].duration
+            notify(
+                f"scene {k + 1}: the {asked:g} s {kind} is longer than its scenes allow; "
+                f"shortened to {(before + after) / fps:g} s"
+            )
         size = before + after
         if size:
             weights = tuple(ease("in-out", (j + 0.5) / size) for j in range(size))

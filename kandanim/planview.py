@@ -31,21 +31,27 @@ _SMALLEST = {"units": 0.005, "degrees": 0.05}  # below this a component is not w
 
 
 def timecode(frame: int, fps: int) -> str:
-    """hh:mm:ss.ff where ff counts frames within the second (as editors show it)."""
+    """SMPTE-style hh:mm:ss:ff, ff counting frames within the second, as editors show it.
+
+    A colon, never a dot, before the frames: `00:00:01.27` reads as 1.27 s, not frame 27.
+    """
     seconds, frames = divmod(frame, fps)
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     width = max(2, len(str(fps - 1)))
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{frames:0{width}d}"
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}:{frames:0{width}d}"
 
 
 def plan_table(plan: Plan) -> RenderableType:
     """Header line plus one row per scene: frames, timecodes, effect, transition, seed."""
     title = escape(plan.title) + " — " if plan.title else ""
+    size = f"{plan.width}×{plan.height}"
+    if plan.crop is not None:
+        size = f"{plan.crop[0]}×{plan.crop[1]} (rendered at {size}, centre-cropped)"
     header = Text.from_markup(
-        f"[bold]{title}[/]{plan.width}×{plan.height} at {plan.fps} fps, "
-        f"{plan.frame_count} frames ({timecode(plan.frame_count, plan.fps)}), "
-        f"seed {plan.seed}, engine {plan.engine}"
+        f"[bold]{title}[/]{size} at {plan.fps} fps, "
+        f"{plan.frame_count} frames ({plan.frame_count / plan.fps:.2f} s), "
+        f"seed {plan.seed}, engine {plan.engine}; timecodes are hh:mm:ss:frame"
     )
     table = Table(
         box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False,
@@ -172,7 +178,8 @@ def motion_summary(preset: Preset) -> str:
     if preset.span == "seconds":
         values = np.array(user_values(track.at(RATE_WINDOW))) / RATE_WINDOW
         parts = [_component(a, v, "/s") for a, v in zip(AXES, values) if _visible(a, v)]
-        return ", ".join(parts) if parts else "none"
+        # a mean rate, not the first keyframe's move: eased presets start slower
+        return f"mean over {RATE_WINDOW:g} s: " + ", ".join(parts) if parts else "none"
     # continuous angles, so a full turn reads 360 and not a wrap from 180 to -180
     poses = poses_from_rigids([track.at(t) for t in np.linspace(0.0, 1.0, 81)])
     samples = np.array([[getattr(p, axis) for axis in AXES] for p in poses])
@@ -185,7 +192,7 @@ def motion_summary(preset: Preset) -> str:
             parts.append(_component(axis, max(-low, high), "", both=True))
         else:
             parts.append(_component(axis, high if abs(high) >= abs(low) else low, ""))
-    return (", ".join(parts) + " over the scene") if parts else "none"
+    return ("extremes over the scene: " + ", ".join(parts)) if parts else "none"
 
 
 def _visible(axis: str, value: float) -> bool:

@@ -21,6 +21,7 @@ import copy
 import difflib
 import hashlib
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,9 @@ def _load(
     diagnostics += _missing_files(document, base_dir)
     diagnostics += _ordering_problems(document)
     diagnostics += _depth_range_problems(document, effects)
+    diagnostics += _timing_problems(document)
+    diagnostics += _output_problems(document)
+    diagnostics += _missing_prompts(document)
     if diagnostics or model is None:
         raise ScreenplayError(_unique(diagnostics))
     return LoadedScreenplay(
@@ -133,7 +137,7 @@ def _load(
         base_dir=base_dir,
         text=text,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        screenplay=_absolute_paths(model, base_dir),
+        screenplay=_with_defaults(_absolute_paths(model, base_dir)),
         effects=tuple(effects[i] for i in range(len(model.scenes))),
         notices=tuple(notices),
     )
@@ -184,7 +188,7 @@ def _migrate(
 
 _SECTIONS: dict[str, set[str]] = {
     "top": set(spec.Screenplay.model_fields),
-    "defaults": set(spec.SceneSettings.model_fields),
+    "defaults": set(spec.SceneDefaults.model_fields),
     "scene": set(spec.Scene.model_fields),
 }
 _WHERE = {
@@ -264,22 +268,59 @@ def _scenes(document: SourceDocument) -> list[tuple[int, dict[str, Any]]]:
 def _resolve_effects(
     document: SourceDocument, catalogue: Catalogue | None, diagnostics: list[Diagnostic]
 ) -> dict[int, spec.Preset | None]:
+    defaults = _defaults(document)
     effects: dict[int, spec.Preset | None] = {}
     for index, scene in _scenes(document):
-        name = scene.get("effect")
-        if name is None and scene.get("camera") is None:
-            name = spec.DEFAULT_EFFECT
+        # a scene's own effect, else defaults:' effect, else in-place unless it has a camera
+        name = scene.get("effect", defaults.get("effect"))
+        at: PathKey = ("scenes", index, "effect") if "effect" in scene else ("defaults", "effect")
+        if name is None and scene.get("camera", defaults.get("camera")) is None:
+            name, at = spec.DEFAULT_EFFECT, ()
         if not isinstance(name, str) or catalogue is None:
             effects[index] = None
             continue
         preset = catalogue.get(name)
-        if preset is None and "effect" in scene:
+        if preset is None and at:
             message = f"unknown effect '{name}'{did_you_mean(name, catalogue.names())}"
             if not did_you_mean(name, catalogue.names()):
                 message += "; see `kandanim effects` for the list"
-            diagnostics.append(document.diagnostic(("scenes", index, "effect"), message))
+            diagnostics.append(document.diagnostic(at, message))  # once for defaults: (unique)
         effects[index] = preset
     return effects
+
+
+def _defaults(document: SourceDocument) -> dict[str, Any]:
+    defaults = document.data.get("defaults")
+    return defaults if isinstance(defaults, dict) else {}
+
+
+def _missing_prompts(document: SourceDocument) -> list[Diagnostic]:
+    """Every scene needs a prompt, its own or from defaults:."""
+    if "prompt" in _defaults(document):
+        return []
+    return [
+        document.diagnostic(
+            ("scenes", index, "prompt"),
+            "missing required field 'prompt' (set it in the scene, or once in defaults:)",
+        )
+        for index, scene in _scenes(document)
+        if "prompt" not in scene
+    ]
+
+
+def _with_defaults(model: spec.Screenplay) -> spec.Screenplay:
+    """Scenes with the scene-only fields they leave out taken from defaults: (the
+    settings are layered later, by the plan, with the effect presets in between)."""
+    defaults = model.defaults
+    scenes = []
+    for scene in model.scenes:
+        inherited = {
+            name: getattr(defaults, name)
+            for name in spec.SCENE_ONLY_FIELDS
+            if getattr(scene, name) is None and getattr(defaults, name) is not None
+        }
+        scenes.append(scene.model_copy(update=inherited) if inherited else scene)
+    return model.model_copy(update={"scenes": scenes})
 
 
 # ---- files
@@ -290,12 +331,19 @@ def _missing_files(document: SourceDocument, base_dir: Path) -> list[Diagnostic]
     wanted: list[tuple[PathKey, Any]] = [
         (("scenes", i, "init_image"), scene.get("init_image")) for i, scene in _scenes(document)
     ]
+    wanted.append((("defaults", "init_image"), _defaults(document).get("init_image")))
     audio = document.data.get("audio")
     if isinstance(audio, dict):
         wanted.append((("audio", "path"), audio.get("path")))
     problems: list[Diagnostic] = []
     for path, value in wanted:
         if not isinstance(value, str) or not value:
+            continue
+        if _URL.match(value):
+            problems.append(document.diagnostic(path, (
+                f"'{value}' is a web address; download the file first and give its path "
+                "(relative to the screenplay)"
+            )))
             continue
         resolved = _absolute(Path(value), base_dir)
         if resolved.is_dir():
@@ -304,7 +352,39 @@ def _missing_files(document: SourceDocument, base_dir: Path) -> list[Diagnostic]
             problems.append(
                 document.diagnostic(path, f"file not found: '{value}' (looked for {resolved})")
             )
+        elif path[-1] == "init_image" and (reason := _unreadable_picture(resolved)):
+            problems.append(document.diagnostic(path, f"cannot read '{value}' as a picture: {reason}"))
+        elif path == ("audio", "path") and (reason := _unusable_sound(resolved)):
+            problems.append(document.diagnostic(path, reason))
     return problems
+
+
+def _unusable_sound(path: Path) -> str | None:
+    """Why the writer could not use this soundtrack (the writer's own check), or None."""
+    from kandanim.audio import probe_audio
+    from kandanim.errors import UserError
+
+    try:
+        probe_audio(path)
+    except UserError as error:
+        return error.message + (f"; {error.hint}" if error.hint else "")
+    return None
+
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def _unreadable_picture(path: Path) -> str | None:
+    """Why Pillow cannot identify the picture (its header only: instant), or None."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return None
+    except UnidentifiedImageError:
+        return "not a picture format kandanim reads (PNG, JPEG, WebP, GIF, BMP, TIFF)"
+    except OSError as error:
+        return error.strerror or str(error)
 
 
 def _absolute(path: Path, base_dir: Path) -> Path:
@@ -320,6 +400,10 @@ def _absolute_paths(model: spec.Screenplay, base_dir: Path) -> spec.Screenplay:
         for scene in model.scenes
     ]
     update: dict[str, Any] = {"scenes": scenes}
+    if model.defaults.init_image is not None:
+        update["defaults"] = model.defaults.model_copy(
+            update={"init_image": _absolute(model.defaults.init_image, base_dir)}
+        )
     if model.output is not None:
         update["output"] = _absolute(model.output, base_dir)
     if model.audio is not None:
@@ -327,6 +411,47 @@ def _absolute_paths(model: spec.Screenplay, base_dir: Path) -> spec.Screenplay:
             update={"path": _absolute(model.audio.path, base_dir)}
         )
     return model.model_copy(update=update)
+
+
+# ---- timing and output (what `plan` and `render` would otherwise find late)
+
+
+def _timing_problems(document: SourceDocument) -> list[Diagnostic]:
+    """Every scene lasts at least one frame at the screenplay's fps."""
+    fps = document.data.get("fps", spec.Screenplay.model_fields["fps"].default)
+    if not (isinstance(fps, int) and not isinstance(fps, bool) and 1 <= fps <= 120):
+        return []  # pydantic reports a bad fps
+    defaults = document.data.get("defaults")
+    defaults = defaults if isinstance(defaults, dict) else {}
+    candidates: list[tuple[PathKey, Any]] = [(("defaults", "duration"), defaults.get("duration"))]
+    candidates += [
+        (("scenes", i, "duration"), scene["duration"])
+        for i, scene in _scenes(document)
+        if "duration" in scene
+    ]
+    problems: list[Diagnostic] = []
+    for path, duration in candidates:
+        if _is_number(duration) and duration > 0 and spec.frame_count(duration, fps) < 1:
+            problems.append(document.diagnostic(path, (
+                f"{duration:g} s is less than one frame at {fps} fps; "
+                f"make it at least {1 / fps:.3g} s"
+            )))
+    return problems
+
+
+def _output_problems(document: SourceDocument) -> list[Diagnostic]:
+    """`output:` names a format kandanim writes."""
+    from kandanim.errors import UserError
+    from kandanim.outputs import output_format
+
+    value = document.data.get("output")
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        output_format(value)
+    except UserError as error:
+        return [document.diagnostic(("output",), f"{error.message}")]
+    return []
 
 
 # ---- ordering and ranges
@@ -338,6 +463,7 @@ def _ordering_problems(document: SourceDocument) -> list[Diagnostic]:
     defaults = document.data.get("defaults")
     if isinstance(defaults, dict):
         lists.append((("defaults", "strength"), defaults.get("strength")))
+        lists.append((("defaults", "camera"), defaults.get("camera")))
     for index, scene in _scenes(document):
         lists.append((("scenes", index, "camera"), scene.get("camera")))
         lists.append((("scenes", index, "strength"), scene.get("strength")))

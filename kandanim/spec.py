@@ -7,6 +7,8 @@ in `screenplay.py`, which turns pydantic errors into `file:line:col` messages.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -38,6 +40,27 @@ DEFAULT_DEPTH_MODELS: dict[str, str] = {
     "midas": "Intel/dpt-hybrid-midas",
     "depth-anything": "depth-anything/Depth-Anything-V2-Small-hf",
 }
+MODEL_ROLES = ("prior", "decoder", "inpaint", "depth")
+MODEL_ENV = {role: f"KANDANIM_{role.upper()}" for role in MODEL_ROLES}
+_DEFAULT_MODELS = {"prior": DEFAULT_PRIOR, "decoder": DEFAULT_DECODER, "inpaint": DEFAULT_INPAINT}
+
+
+def resolve_model_ids(
+    chosen: Mapping[str, str | None], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The one rule for which weights a render uses, by role: `chosen` (the screenplay's
+    `models:`, or a baked plan's) > the environment (`KANDANIM_PRIOR`, …) > the defaults.
+
+    `depth` is present only when chosen or set in the environment; otherwise each depth
+    backend uses its own default (`DEFAULT_DEPTH_MODELS`). Values are returned as given
+    (`kandanim.models.ModelSpec` normalises `inpaint: none`).
+    """
+    resolved: dict[str, str] = {}
+    for role in MODEL_ROLES:
+        value = chosen.get(role) or environ.get(MODEL_ENV[role]) or _DEFAULT_MODELS.get(role)
+        if value:
+            resolved[role] = value
+    return resolved
 
 
 class Strict(BaseModel):
@@ -147,8 +170,10 @@ BUILTIN_SETTINGS: dict[str, object] = {
 }
 
 
-class Scene(SceneSettings):
-    prompt: str = Field(min_length=1, description="what the picture shows")
+class SceneDefaults(SceneSettings):
+    """Every field of a scene, each optional: what `defaults:` may set (SPEC §3)."""
+
+    prompt: str | None = Field(None, min_length=1, description="what the picture shows")
     effect: str | None = Field(None, description="a preset name, see `kandanim effects`")
     camera: Annotated[list[Keyframe], Field(min_length=1)] | None = Field(
         None, description="custom keyframes, added on top of the effect's motion"
@@ -157,6 +182,15 @@ class Scene(SceneSettings):
         None, description="start from this picture instead of text-to-image (relative path)"
     )
     seed: int | None = Field(None, ge=0, lt=2**32, description="this scene's seed")
+
+
+# Fields a scene takes from `defaults:` by the loader (the settings are layered by the plan).
+SCENE_ONLY_FIELDS = ("prompt", "effect", "camera", "init_image", "seed")
+
+
+class Scene(SceneDefaults):
+    """One scene. A field it leaves out comes from `defaults:`; the loader requires a
+    prompt in one of the two, so after loading every scene has one."""
 
 
 class Screenplay(Strict):
@@ -169,13 +203,16 @@ class Screenplay(Strict):
     resolution: str = Field(
         "square",
         description="landscape (832x448), square (640x640), portrait (448x832) or 'WxH' with "
-        f"sides multiples of {SIDE_MULTIPLE}",
-        json_schema_extra={"examples": [*RESOLUTION_PRESETS, "768x512"]},
+        f"even sides from {SIDE_MIN} to {SIDE_MAX} (rendered at the enclosing multiple of "
+        f"{SIDE_MULTIPLE} and centre-cropped)",
+        json_schema_extra={"examples": [*RESOLUTION_PRESETS, "768x512", "1920x1080"]},
     )
     seed: int | None = Field(None, ge=0, lt=2**32, description="base seed; random if left out")
     engine: EngineName = Field("kandinsky", description="kandinsky, or preview (no diffusion)")
     models: Models = Field(Models(), description="hub ids or local folders of the models")
-    defaults: SceneSettings = Field(SceneSettings(), description="settings for every scene")
+    defaults: SceneDefaults = Field(
+        SceneDefaults(), description="any scene field, for every scene; scenes override"
+    )
     transition: Transition | None = Field(
         None, description="how scenes join (a scene may override)"
     )
@@ -218,8 +255,21 @@ class Preset(Strict):
     settings: PresetSettings = PresetSettings()
 
 
+def frame_count(duration: float, fps: int) -> int:
+    """Frames of a scene: round(duration × fps) with halves rounded up (SPEC §5).
+
+    The small epsilon absorbs binary noise (0.1 × 30 = 3.0000000000000004 is 3 frames).
+    A scene must last at least one frame: the loader reports one that does not.
+    """
+    return math.floor(duration * fps + 0.5 + 1e-9)
+
+
 def parse_resolution(value: str) -> tuple[int, int]:
-    """'landscape' | 'square' | 'portrait' | 'WxH' → (width, height); ValueError otherwise."""
+    """'landscape' | 'square' | 'portrait' | 'WxH' → (width, height); ValueError otherwise.
+
+    Any even width and height in [SIDE_MIN, SIDE_MAX] is accepted (SPEC §3); Kandinsky
+    renders at `model_size` and the frames are centre-cropped to exactly this size.
+    """
     text = value.strip().lower()
     if text in RESOLUTION_PRESETS:
         return RESOLUTION_PRESETS[text]
@@ -230,17 +280,38 @@ def parse_resolution(value: str) -> tuple[int, int]:
     width, height = (int(p) for p in parts)
     if all(_valid_side(s) for s in (width, height)):
         return width, height
-    nearest = f"{_nearest_side(width)}x{_nearest_side(height)}"
+    even = f"{_clamp(width + width % 2)}x{_clamp(height + height % 2)}"
+    model_w, model_h = nearest_model_size(width, height)
     raise ValueError(
-        f"sides must be multiples of {SIDE_MULTIPLE} between {SIDE_MIN} and {SIDE_MAX}, "
-        f"got {width}x{height}; the nearest valid size is '{nearest}'"
+        f"sides must be even numbers between {SIDE_MIN} and {SIDE_MAX}, got {width}x{height}; "
+        f"the nearest valid size is '{even}', and '{model_w}x{model_h}' keeps the aspect "
+        "and renders without cropping"
     )
 
 
+def model_size(width: int, height: int) -> tuple[int, int]:
+    """The size Kandinsky renders at: the enclosing multiple of SIDE_MULTIPLE per side."""
+    return (-(-width // SIDE_MULTIPLE) * SIDE_MULTIPLE, -(-height // SIDE_MULTIPLE) * SIDE_MULTIPLE)
+
+
+def nearest_model_size(width: int, height: int) -> tuple[int, int]:
+    """The closest size with sides multiples of SIDE_MULTIPLE that keeps the aspect ratio:
+    the longer side rounded, the shorter one derived from it (853×480 → 832×448)."""
+    long_side, short_side = max(width, height), max(min(width, height), 1)
+    rounded_long = _clamp_multiple(round(long_side / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    rounded_short = _clamp_multiple(
+        round(rounded_long * short_side / long_side / SIDE_MULTIPLE) * SIDE_MULTIPLE
+    )
+    return (rounded_long, rounded_short) if width >= height else (rounded_short, rounded_long)
+
+
 def _valid_side(side: int) -> bool:
-    return SIDE_MIN <= side <= SIDE_MAX and side % SIDE_MULTIPLE == 0
+    return SIDE_MIN <= side <= SIDE_MAX and side % 2 == 0
 
 
-def _nearest_side(side: int) -> int:
-    rounded = round(side / SIDE_MULTIPLE) * SIDE_MULTIPLE
-    return min(max(rounded, SIDE_MIN), SIDE_MAX)
+def _clamp(side: int) -> int:
+    return min(max(side, SIDE_MIN), SIDE_MAX)
+
+
+def _clamp_multiple(side: int) -> int:
+    return min(max(side, SIDE_MIN), SIDE_MAX - SIDE_MAX % SIDE_MULTIPLE)

@@ -213,7 +213,7 @@ def test_png_folder_round_trip_is_lossless(frames: list[np.ndarray], tmp_path: P
 def test_rendering_again_into_a_frame_folder_drops_stale_frames(
     frames: list[np.ndarray], tmp_path: Path
 ) -> None:
-    write_video(f"{tmp_path}/frames/", frames)
+    write_video(f"{tmp_path}/frames/", frames, sidecar={})
     check_output(tmp_path / "frames", force=False)  # our own frames: fine to replace
     write_video(tmp_path / "frames", frames[:5])
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
@@ -437,7 +437,7 @@ def test_an_exception_in_the_block_keeps_the_previous_video(
 
 def test_an_existing_output_is_replaced_at_close(frames: list[np.ndarray],
                                                  tmp_path: Path) -> None:
-    out = write_video(tmp_path / "clip.webm", frames[:3])
+    out = write_video(tmp_path / "clip.webm", frames[:3], sidecar={})
     check_output(out, force=False)
     write_video(out, frames)
     assert len(list(iter_frames(out))) == FRAMES
@@ -548,7 +548,7 @@ def test_check_output_refuses_a_file_in_place_of_the_folder(tmp_path: Path) -> N
 def test_check_output_refuses_to_clobber_what_is_not_a_video(tmp_path: Path) -> None:
     notes = tmp_path / "notes.mp4"
     notes.write_text("my notes, unfortunately named")
-    with pytest.raises(UserError, match="not a MP4") as caught:
+    with pytest.raises(UserError, match="did not write it") as caught:
         check_output(notes, force=False)
     assert "--force" in (caught.value.hint or "")
     check_output(notes, force=True)

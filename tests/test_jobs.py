@@ -162,6 +162,7 @@ def _interrupt_and_resume(tmp_path: Path, sig: int) -> None:
     assert not out.exists(), "no finished-looking file after an interruption"
     if sig == signal.SIGINT:
         assert "run the same command again" in stderr and "Traceback" not in stderr
+        assert "error" not in stderr.lower(), "Ctrl-C is an interruption, not an error"
 
     result = kandanim("render", script, "--engine", "preview", "-o", out, "-q", check=True)
     assert "resuming from frame" in result.stderr

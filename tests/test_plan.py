@@ -239,7 +239,7 @@ def test_plan_command_prints_table_and_json(tmp_path: Path) -> None:
     runner = CliRunner()
     table = runner.invoke(app, ["plan", str(script)], env={"COLUMNS": "120"})
     assert table.exit_code == 0, table.output
-    assert "00:00:01.00" in table.output and "orbit-right" in table.output
+    assert "00:00:01:00" in table.output and "orbit-right" in table.output
     assert "dissolve 1s" in table.output
     as_json = runner.invoke(app, ["plan", "--json", str(script)])
     assert as_json.exit_code == 0

@@ -232,7 +232,7 @@ def test_invalid_preset_reports_file_line_and_column(tmp_path: Path) -> None:
     [diagnostic] = caught.value.diagnostics
     assert Path(diagnostic.file) == path
     assert (diagnostic.line, diagnostic.col) == (5, 17)
-    assert "keyframes.1.yaw" in str(diagnostic)
+    assert "keyframes key 2: yaw" in str(diagnostic)
 
 
 def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
@@ -245,8 +245,8 @@ def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
     messages = [str(d) for d in caught.value.diagnostics]
     assert len(messages) == 3
     assert any("one.yaml:1:7: name: the name 'two' must match" in m for m in messages)
-    assert any("three.yaml:6:9: keyframes.1.t: with span: scene" in m for m in messages)
-    assert any("four.yaml:5:9: keyframes.1.t: times must increase" in m for m in messages)
+    assert any("three.yaml:6:9: keyframes key 2: t: with span: scene" in m for m in messages)
+    assert any("four.yaml:5:9: keyframes key 2: t: times must increase" in m for m in messages)
 
 
 def test_schedule_order_and_depth_range_are_checked(tmp_path: Path) -> None:

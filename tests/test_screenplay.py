@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import wave
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from kandanim import spec
@@ -63,8 +65,12 @@ def _write(tmp_path: Path, text: str, name: str = "script.yaml") -> Path:
 
 def test_paths_become_absolute_relative_to_the_screenplay(tmp_path: Path) -> None:
     (tmp_path / "pics").mkdir()
-    (tmp_path / "pics" / "a.png").write_bytes(b"not really a png")
-    (tmp_path / "music.mp3").write_bytes(b"")
+    Image.new("RGB", (4, 4)).save(tmp_path / "pics" / "a.png")
+    with wave.open(str(tmp_path / "music.mp3"), "wb") as sound:  # any format FFmpeg reads
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(8000)
+        sound.writeframes(b"\0\0" * 800)
     path = _write(
         tmp_path,
         "output: renders/out.mp4\naudio: {path: music.mp3}\n"
@@ -180,16 +186,17 @@ def test_from_mapping_validates_like_a_file(tmp_path: Path) -> None:
 
     with pytest.raises(ScreenplayError) as caught:
         from_mapping(
-            {"resolution": "700x700", "scenes": [{"prompt": "a", "effect": "zoom-ot"}]},
+            {"resolution": "701x700", "scenes": [{"prompt": "a", "effect": "zoom-ot"}]},
             base_dir=tmp_path,
         )
     messages = [str(d) for d in caught.value.diagnostics]
     assert messages == [
         (
-            "<preview>: resolution: sides must be multiples of 64 between 64 and 2048, got "
-            "700x700; the nearest valid size is '704x704'"
+            "<preview>: resolution: sides must be even numbers between 64 and 2048, got "
+            "701x700; the nearest valid size is '702x700', and '704x704' keeps the aspect and "
+            "renders without cropping"
         ),
-        "<preview>: scenes.0.effect: unknown effect 'zoom-ot' — did you mean 'zoom-out'?",
+        "<preview>: scene 1: effect: unknown effect 'zoom-ot' — did you mean 'zoom-out'?",
     ]
 
 
@@ -220,7 +227,7 @@ def test_cli_validate_reports_a_misspelt_effect_without_traceback() -> None:
     bad = BAD / "misspelt_effect.yaml"
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2
-    assert f"{bad}:5:13: scenes.0.effect: unknown effect 'zoom-ot'" in result.output
+    assert f"{bad}:5:13: scene 1: effect: unknown effect 'zoom-ot'" in result.output
     assert "did you mean 'zoom-out'?" in result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

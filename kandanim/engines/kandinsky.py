@@ -195,7 +195,11 @@ class KandinskyEngine:
     def depth_estimator(self, backend: str) -> DepthEstimator:
         if backend in MODEL_DEPTH_BACKENDS:
             # the store caches by (backend, model id): a later plan may name another model
-            return self.store.depth_estimator(backend, self.spec.depth_model(backend))
+            from kandanim.depth_models import create_model_estimator
+
+            return self.store.depth_estimator(
+                backend, self.spec.depth_model(backend), create_model_estimator
+            )
         if backend not in self._estimators:
             from kandanim.depth import create_estimator
 
