@@ -26,7 +26,7 @@ from kandanim.errors import Interrupted, KandanimError, UserError
 from kandanim.plan import Plan, build_plan
 from kandanim.render import Renderer, supports_morph
 from kandanim.resume import WorkFolder, work_folder_for
-from kandanim.screenplay import LoadedScreenplay, load_screenplay
+from kandanim.screenplay import LoadedScreenplay, load_screenplay, load_screenplay_text
 
 
 class Progress(Protocol):
@@ -205,7 +205,7 @@ def _render_one(
     started = time.monotonic()
     result = JobResult(script=str(script), status="failed")
     try:
-        loaded = load_screenplay(script, extra_presets=options.extra_presets)
+        loaded = _load_script(script, options, notify)
         plan = build_plan(loaded, seed=options.seed, engine=options.engine)
         if loaded.screenplay.seed is None and options.seed is None:
             notify(f"{script}: seed {plan.seed} (set `seed:` to reproduce)")
@@ -221,6 +221,21 @@ def _render_one(
         result.error = error
     result.seconds = time.monotonic() - started
     return result
+
+
+def _load_script(
+    script: Path, options: RenderOptions, notify: Callable[[str], None]
+) -> LoadedScreenplay:
+    """A screenplay, or a Deforum settings file / Parseq export imported on the fly."""
+    from kandanim.importers import detect, import_file
+
+    if script.suffix.lower() in (".yaml", ".yml") or detect(script) is None:
+        return load_screenplay(script, extra_presets=options.extra_presets)
+    imported = import_file(script, relative_to=script.parent)
+    notify(f"{script}: imported as {imported.kind} (`kandanim import` writes the screenplay)")
+    for line in imported.warnings:
+        notify(f"{script}: not honoured: {line}")
+    return load_screenplay_text(imported.text, script, options.extra_presets)
 
 
 def _flush_quietly(work: WorkFolder) -> None:

@@ -111,3 +111,26 @@ def _relocate_files(animation: Animation, source_dir: Path, target_dir: Path) ->
             continue
         setattr(animation, attribute, os.path.relpath(path.resolve(), target_dir.resolve()))
         animation.report.note(f"{label}: {getattr(animation, attribute)}")
+
+
+def save(imported: Imported, output: Path, *, source: Path, force: bool = False) -> Path:
+    """Write the screenplay to `output` (via a temporary file, renamed when complete).
+
+    Refuses (UserError) to replace the source, or an existing file without `force`.
+    """
+    if output.exists() and output.resolve() == source.resolve():
+        raise UserError(f"{output}: is the file being imported; choose another -o")
+    if output.is_dir():
+        raise UserError(f"{output}: is a folder; -o names the screenplay file to write")
+    if output.exists() and not force:
+        raise UserError(f"{output}: already exists", hint="add --force to replace it")
+    if not output.parent.is_dir():
+        raise UserError(f"{output.parent}: no such folder")
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        partial.write_text(imported.text, encoding="utf-8")
+        partial.replace(output)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"{output}: cannot write: {error.strerror}") from None
+    return output

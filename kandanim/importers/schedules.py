@@ -327,22 +327,33 @@ def _pair(piece: str, offset: int, field_name: str, max_frames: int, seed: float
     parts = piece.split(":")
     if len(parts) != 2:
         shown = piece if len(piece) <= 60 else piece[:57] + "..."
-        problem = "a key without a value" if len(parts) == 1 else f"{len(parts) - 1} colons"
-        raise ScheduleError(field_name, f"malformed pair '{shown}' ({problem})", offset,
-                            hint=_EXAMPLE_HINT + "; a comma cannot appear inside a value")
+        if len(parts) == 1:
+            raise ScheduleError(field_name, f"malformed pair '{shown}': a key without a value",
+                                offset, hint=_EXAMPLE_HINT + "; a comma cannot appear inside a value")
+        second = offset + len(parts[0]) + 1 + len(parts[1])
+        raise ScheduleError(
+            field_name, f"malformed pair '{shown}': a second ':' after key {parts[0].strip()}",
+            second, hint="sd-webui-deforum reads this pair as the value "
+            f"'{parts[1].strip()}' and drops the rest; write one 'frame: (value)' per key, "
+            f"e.g. '{parts[0].strip()}: {_abridged(':'.join(parts[2:]).strip())}'")
     key_text, value_text = parts[0].strip(), parts[1].strip()
     frame = _key_frame(key_text, field_name, offset, max_frames, seed)
     value_offset = offset + len(parts[0]) + 1 + (len(parts[1]) - len(parts[1].lstrip()))
-    number = _number(value_text.replace("'", "").replace('"', "").replace("(", "").replace(")", ""))
+    bare = value_text.replace("'", "").replace('"', "").replace("(", "").replace(")", "")
+    number = _number(bare)
     if number is not None:
         return Key(frame, number, None, offset)
-    if not value_text:
+    if not bare.strip():
         raise ScheduleError(field_name, "a key without a value", value_offset, hint=_EXAMPLE_HINT)
     try:
         expression = compile_expression(value_text, FRAME_NAMES)
     except ValueError as error:
         raise ScheduleError(field_name, f"refused expression: {error}", value_offset) from None
     return Key(frame, None, expression, offset)
+
+
+def _abridged(value: str) -> str:
+    return value if len(value) <= 40 else "(…)"
 
 
 def _key_frame(text: str, field_name: str, offset: int, max_frames: int, seed: float) -> int:
