@@ -106,6 +106,7 @@ def test_a_double_colon_pair_is_refused_at_the_second_colon() -> None:
     ("0: (where(t>5, 1, 0))", "splits a schedule at every comma"),
     ("0: (min(t))", "takes 2 arguments"),
     ("0: (pi * q)", "unknown name 'q'"),
+    ("0: (sinn(t))", "'sinn\\(…\\)' is not an allowed function — did you mean 'sin'"),
     ("x: (1)", "bad key 'x'"),
 ])
 def test_malformed_schedules_name_the_problem(text: str, reason: str) -> None:

@@ -96,8 +96,10 @@ def deltas_2d(animation: Animation, size: tuple[int, int], fov: float, match: st
         # content rotation on screen (y down): R_c = [[cos, sin], [-sin, cos]]
         content = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
         shift = np.array([m["translation_x"][n] * scale_x, m["translation_y"][n] * scale_y])
-        centre = np.array([(m["transform_center_x"][n] - 0.5) * width,
-                           (m["transform_center_y"][n] - 0.5) * height])
+        # Deforum's centre is (W·cx, H·cy) in pixel coordinates: relative to the principal
+        # point ((W−1)/2, (H−1)/2), half a pixel off even for the default 0.5
+        centre = np.array([m["transform_center_x"][n] * width - (width - 1) / 2.0,
+                           m["transform_center_y"][n] * height - (height - 1) / 2.0])
         sideways = -(shift + (content.T / zoom - np.eye(2)) @ centre) / focal
         position = np.array([sideways[0], sideways[1], DEPTH_NEAR * (1.0 - 1.0 / zoom)])
         deltas.append(Rigid(_rot_z(angle), position))

@@ -32,6 +32,7 @@ import numpy as np
 from simpleeval import SimpleEval
 
 from kandanim.errors import UserError
+from kandanim.sources import did_you_mean
 
 MAX_SCHEDULE_CHARS = 4_000_000  # the 1 MB per-frame export has ~200 kB per field
 MAX_EXPRESSION_CHARS = 5_000
@@ -187,8 +188,9 @@ def _check_node(node: ast.AST, allowed_names: tuple[str, ...], used: set[str]) -
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name not in FUNCTIONS or node.keywords:
             shown = name or ast.unparse(node.func)
-            raise ValueError(f"'{shown}(…)' is not an allowed function; allowed: "
-                             f"{', '.join(sorted(FUNCTIONS))}")
+            suggestion = did_you_mean(shown, FUNCTIONS) or \
+                " (math functions such as sin, cos, sqrt, abs, floor, min, max, where)"
+            raise ValueError(f"'{shown}(…)' is not an allowed function{suggestion}")
         arity = FUNCTIONS[name][1]
         if len(node.args) != arity:
             raise ValueError(f"{name}() takes {arity} argument{'s' * (arity != 1)}, "
