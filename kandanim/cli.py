@@ -273,6 +273,9 @@ def import_(
             "non-square frames); geometry: kandanim's square-pixel camera.",
         ),
     ] = "screen",
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="2D or 3D: which rows of a motion CSV that has both.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing -o file.")] = False,
 ) -> None:
     """Turn a Deforum settings file or a Parseq export into a screenplay.
@@ -285,7 +288,7 @@ def import_(
 
     try:
         relative_to = output.resolve().parent if output is not None else None
-        imported = import_file(source, match=match, relative_to=relative_to)
+        imported = import_file(source, match=match, relative_to=relative_to, mode=mode)
         for line in imported.warnings:
             err.print(f"[yellow]warning[/]: not honoured: {escape(line)}")
         if output is None:

@@ -16,6 +16,12 @@ from pathlib import Path
 from kandanim.errors import UserError
 from kandanim.importers.animation import Animation
 from kandanim.importers.deforum import looks_like_settings, read_settings
+from kandanim.importers.keyed import (
+    looks_like_motion_csv,
+    looks_like_prompts,
+    read_motion_csv,
+    read_prompts_file,
+)
 from kandanim.importers.parseq import looks_like_parseq, read_parseq
 from kandanim.importers.writer import write_screenplay
 
@@ -31,20 +37,29 @@ class Imported:
 
 
 def detect(path: Path) -> str | None:
-    """'deforum' or 'parseq' when the file is one (read by content), else None."""
+    """'deforum', 'parseq', 'motion-csv' or 'prompts' when the file is one (read by
+    content), else None."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             return None
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        if looks_like_motion_csv(text):
+            return "motion-csv"
+        data = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     if looks_like_parseq(data):
         return "parseq"
-    return "deforum" if looks_like_settings(data) else None
+    if looks_like_settings(data):
+        return "deforum"
+    return "prompts" if looks_like_prompts(data) else None
 
 
-def import_file(path: Path, *, match: str = "screen", relative_to: Path | None = None) -> Imported:
-    """Read a Deforum settings file or Parseq export and write a screenplay.
+def import_file(
+    path: Path, *, match: str = "screen", relative_to: Path | None = None, mode: str | None = None
+) -> Imported:
+    """Read a Deforum settings file, Parseq export, motion CSV or prompts file and write a
+    screenplay (`mode` picks 2D or 3D rows of a motion CSV that holds both).
 
     `relative_to` is the folder the screenplay will live in (paths to an init image or a
     soundtrack are written relative to it; default: the current folder). Raises UserError
@@ -52,19 +67,30 @@ def import_file(path: Path, *, match: str = "screen", relative_to: Path | None =
     """
     if match not in MATCHES:
         raise UserError(f"--match: expected screen or geometry, found '{match}'")
+    if mode is not None and mode.upper() not in ("2D", "3D"):
+        raise UserError(f"--mode: expected 2D or 3D, found '{mode}'")
     text = _read(path)
-    data = _json(text, path)
     source = str(path)
+    if looks_like_motion_csv(text):
+        animation = read_motion_csv(text, path, mode)
+        return _finish(animation, path, match, relative_to)
+    data = _json(text, path)
     if looks_like_parseq(data):
         animation = read_parseq(data, source)
     elif looks_like_settings(data):
         animation = read_settings(data, text, source)
+    elif looks_like_prompts(data):
+        animation = read_prompts_file(data, source)
     else:
         raise UserError(
             f"{path}: not a Deforum settings file or a Parseq export",
             hint="expected the *_settings.txt that Deforum saves beside its frames, or a Parseq "
                  "JSON export with rendered_frames",
         )
+    return _finish(animation, path, match, relative_to)
+
+
+def _finish(animation: Animation, path: Path, match: str, relative_to: Path | None) -> Imported:
     _relocate_files(animation, path.parent, relative_to or Path.cwd())
     screenplay = write_screenplay(animation, source=path.name, match=match)
     return Imported(screenplay, tuple(animation.report.warning_lines()),

@@ -124,7 +124,7 @@ def _scene_camera(poses: Sequence[Rigid], span: SceneSpan, last: bool, fps: int,
     held = dict.fromkeys(AXES, 0.0)
     for i in chosen:
         key = keys[i]
-        entry: dict[str, float] = {"t": _round(key.t, 6)}
+        entry: dict[str, float] = {"t": _round(key.t, 9)}  # frame times stay exact enough
         for axis in AXES:
             value = _round(getattr(key, axis), 6 if axis in ("x", "y", "z") else 4)
             if value != held[axis]:  # a field left out holds the previous key's value
@@ -316,9 +316,14 @@ def _scalar(value: Any) -> str:
 
 
 def _number(value: float) -> str:
+    """Plain decimals: YAML 1.1 (PyYAML) reads '9e-06' as text, not as a number."""
     if value == int(value) and abs(value) < 1e15:
         return f"{int(value)}.0" if value else "0"
-    return repr(value)
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = f"{value:.12f}".rstrip("0")
+        text = text + "0" if text.endswith(".") else text
+    return text
 
 
 def _round(value: float, digits: int) -> float:
