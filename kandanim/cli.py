@@ -261,7 +261,7 @@ def preview(
 
 @app.command("import")
 def import_(
-    source: Annotated[Path, typer.Argument(help="Deforum settings (.txt/.json) or Parseq export.")],
+    source: Annotated[Path, typer.Argument(help="Deforum settings (.txt/.json), Parseq export, …")],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Screenplay to write (default: stdout).")
     ] = None,
@@ -278,10 +278,13 @@ def import_(
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing -o file.")] = False,
 ) -> None:
-    """Turn a Deforum settings file or a Parseq export into a screenplay.
+    """Turn Deforum work into a screenplay: a settings file, a Parseq export, a motion CSV
+    or a prompts file (recognised by content).
 
-    Motion is integrated into camera keyframes, prompts become scenes; what kandanim cannot
-    honour is listed as warnings and as comments in the screenplay.
+    Motion is integrated into camera keyframes and prompts become scenes; what kandanim
+    cannot honour is listed as warnings and as comments in the screenplay.
+    `kandanim render` also takes these files directly.
+
     Example: kandanim import 20230812_settings.txt -o bunny.yaml
     """
     from kandanim.importers import import_file, save

@@ -22,7 +22,7 @@ from kandanim.cli import app
 from kandanim.engines.preview import PreviewEngine
 from kandanim.importers import import_file
 from kandanim.importers.deforum import read_settings
-from kandanim.importers.motion import Probe, deltas_2d, integrate
+from kandanim.importers.motion import Probe, deltas_2d
 from kandanim.importers.writer import camera_poses
 from kandanim.plan import Plan, build_plan
 from kandanim.render import Renderer
@@ -172,7 +172,7 @@ def flow_model(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     u = np.linalg.lstsq(design, flow[..., 0][inner].ravel(), rcond=None)[0]
     v = np.linalg.lstsq(design, flow[..., 1][inner].ravel(), rcond=None)[0]
     window = cv2.createHanningWindow((width, height), cv2.CV_64F)
-    (sx, sy), _ = cv2.phaseCorrelate(ga.astype(np.float64), gb.astype(np.float64), window)
+    (sx, _), _ = cv2.phaseCorrelate(ga.astype(np.float64), gb.astype(np.float64), window)
     return {"tx": u[0], "ty": v[0], "div": u[1] + v[2], "curl": v[1] - u[2], "shift": sx}
 
 
@@ -350,7 +350,7 @@ def test_cli_writes_yaml_to_stdout_or_to_a_file(tmp_path: Path) -> None:
     (json.dumps(settings(rotation_3d_x="0: (__import__('os').getcwd())")),
      "rotation_3d_x: character 4: refused expression: '__import__('os').getcwd(…)' is not"),
     (json.dumps(settings(zoom="0: 0: (t)")), "zoom: character 5: malformed pair"),
-    (json.dumps(settings(max_frames=10**9)), "max_frames: must be between 1 and 100000"),
+    (json.dumps(settings(max_frames=10**9)), "max_frames: must be between 1 and 20000"),
     (json.dumps(settings(fov_schedule="0: (-30)")), "fov -30 at frame 0"),
 ])
 def test_cli_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path: Path, content: str,
@@ -380,3 +380,13 @@ def test_render_takes_a_deforum_file_directly(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert video.is_file() and result.stdout.strip() == str(video)
     assert "not honoured: ControlNet" in result.stderr
+
+
+def test_stable_diffusion_prompt_syntax_is_removed_with_a_warning(tmp_path: Path) -> None:
+    data = settings(prompts={"0": "jungle <lora:tbh128-sdxl:1>, a (red:1.3) monkey (by Rousseau) "
+                                  "--neg (((text, watermark)))"})
+    imported = import_text(tmp_path, data)
+    assert 'prompt: "jungle, a red monkey (by Rousseau)"' in imported.text
+    assert 'negative_prompt: "text, watermark"' in imported.text
+    warning = next(w for w in imported.warnings if w.startswith("prompt syntax"))
+    assert "LoRA" in warning and "(word:weight)" in warning and "emphasis" in warning

@@ -117,7 +117,7 @@ def test_spacewalk_expression_segments_match_deforums_algorithm() -> None:
 
     def segment(t: float) -> float:  # the 60: key's expression, written out by hand
         return ((4.00 * math.cos((120 / 960 * 3.141 * (t + 0) / 24)) ** 11 + 0)
-                * (1.75 * math.cos((120 / 120 * 3.141 * (t + 7) / 24)) ** 1 + 0))
+                * (1.75 * math.cos(120 / 120 * 3.141 * (t + 7) / 24) ** 1 + 0))
 
     assert x[:60].tolist() == [0.0] * 60  # 0: (0), 59: (0)
     assert np.allclose(x[60:90], [segment(t) for t in range(60, 90)])

@@ -121,3 +121,13 @@ def test_each_expression_is_parsed_once() -> None:
     assert expression.tree is tree
     assert np.allclose(results, [0, 2 * math.sin(1), 2 * math.sin(2)])
     assert expression.names == {"t", "max_f"}
+
+
+def test_a_costly_animation_is_refused_before_any_expression_runs() -> None:
+    from kandanim.importers.schedules import check_budget
+
+    heavy = "0: (" + "+".join(["sin(t)"] * 150) + ")"  # ~900 parts, on every frame
+    schedules = [parse_schedule(heavy, "translation_x", max_frames=20_000)]
+    with pytest.raises(ScheduleError, match="translation_x: its expressions would be evaluated"):
+        check_budget(schedules, 20_000)
+    check_budget(schedules, 100)  # the same expression over a short video is fine

@@ -23,11 +23,12 @@ from kandanim.importers.schedules import (
     KEY_NAMES,
     Schedule,
     ScheduleError,
+    check_budget,
     compile_expression,
     parse_schedule,
 )
 
-MAX_FRAMES = 100_000  # ~55 minutes at 30 fps: more is a mistake or an attack
+MAX_FRAMES = 20_000  # 11 minutes at 30 fps (scenes last at most an hour): more is a mistake
 SWD_DEFAULT_FPS = 15
 
 # Keys that say "this is a Deforum settings file" (at least two must be present).
@@ -71,8 +72,8 @@ UNSUPPORTED_SWITCHES: tuple[tuple[str, Any, str, str], ...] = (
     ("use_looper", False, "guided images", "guided images (looper)"),
     ("enable_subseed_scheduling", False, "seeds", "subseed schedule"),
     ("tiling", False, "look", "tiling"),
-    ("frame_interpolation_engine", "None", "output", "frame interpolation (render at a higher fps "
-                                                      "instead)"),
+    ("frame_interpolation_engine", "None", "output",
+     "frame interpolation (render at a higher fps instead)"),
     ("r_upscale_video", False, "output", "upscaling"),
     ("keyframe_distribution", "Off", "Forge keyframes", "keyframe distribution"),
     ("freeu_enabled", False, "Stable Diffusion only", "FreeU"),
@@ -229,6 +230,10 @@ def _parse_all(fields: _Fields, mode: str, frames: int, seed: float,
             schedules[name] = parse_schedule(text, name, max_frames=frames, seed=seed)
         except ScheduleError as error:
             raise fields.schedule_error(error) from None
+    try:
+        check_budget(list(schedules.values()), frames)
+    except ScheduleError as error:
+        raise fields.schedule_error(error) from None
     used = set(MOTION_3D if mode == "3D" else MOTION_2D) | {"strength_schedule", "fov_schedule"}
     for name in names:
         ignored = schedules[name].ignored(frames)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from pathlib import Path
@@ -136,7 +137,7 @@ def _sibling_prompts(path: Path) -> tuple[dict[str, str] | None, Path | None]:
 def _length(prompt_keys: list[int], motion_keys: list[int]) -> int:
     """Frames: one typical prompt gap past the last prompt, and past the last motion key."""
     keys = sorted(set(prompt_keys))
-    gaps = [b - a for a, b in zip(keys, keys[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(keys)]
     gap = sorted(gaps)[len(gaps) // 2] if gaps else SWD_DEFAULT_FPS * 4
     frames = max([k + gap for k in keys[-1:]] + [k + 1 for k in motion_keys] + [1])
     if frames > MAX_FRAMES:

@@ -171,47 +171,52 @@ def simplify(poses: Sequence[Rigid], fps: int, probe: Probe,
     Between kept keys kandanim's own interpolation (`trajectory.Track`) must reproduce
     every frame's on-screen motion within `motion_tolerance` pixels and every frame's
     picture position within `position_tolerance` pixels, measured on probe points across
-    the frame at Deforum's near and far depth. Recursive subdivision at the worst frame.
+    the frame at Deforum's near and far depth. Greedy: from each key, the longest segment
+    that passes (found by doubling, then bisecting), so the work stays O(N log N) even for
+    motion that needs a key on every frame.
     """
     keys = user_keys(poses, fps)
     original = [np.zeros((len(probe.pixels), 2))] + [
         probe.motion(poses[n - 1], poses[n]) for n in range(1, len(poses))]
-    kept = {0, len(poses) - 1}
-    pending = [(0, len(poses) - 1)]
-    while pending:
-        i, j = pending.pop()
-        if j - i < 2:
-            continue
-        worst, error = _segment_error(poses, keys, original, probe, i, j,
-                                      motion_tolerance, position_tolerance)
-        if error > 1.0:
-            kept.add(worst)
-            pending += [(i, worst), (worst, j)]
-    return sorted(kept)
+    last = len(poses) - 1
+
+    def fits(i: int, j: int) -> bool:
+        return j - i < 2 or _fits(poses, keys, original, probe, i, j, motion_tolerance,
+                                  position_tolerance)
+
+    kept, i = [0], 0
+    while i < last:
+        good, step = i + 1, 2
+        bad = None
+        while good < last:
+            j = min(i + step, last)
+            if not fits(i, j):
+                bad = j
+                break
+            good, step = j, step * 2
+        while bad is not None and bad - good > 1:
+            middle = (good + bad) // 2
+            good, bad = (middle, bad) if fits(i, middle) else (good, middle)
+        kept.append(good)
+        i = good
+    return kept
 
 
-def _segment_error(poses: Sequence[Rigid], keys: Sequence[_Key], original: Sequence[np.ndarray],
-                   probe: Probe, i: int, j: int, motion_tol: float,
-                   position_tol: float) -> tuple[int, float]:
-    """(frame strictly inside (i, j) to split at, worst error as a fraction of tolerance)."""
+def _fits(poses: Sequence[Rigid], keys: Sequence[_Key], original: Sequence[np.ndarray],
+          probe: Probe, i: int, j: int, motion_tol: float, position_tol: float) -> bool:
+    """Does kandanim's interpolation from key i to key j stay within both tolerances?"""
     a, b = keys[i], keys[j]
     start = Rigid.from_user((a.x, a.y, a.z, a.yaw, a.pitch, a.roll))
     track = Track([_shifted(a, a.t), _shifted(b, a.t)], extrapolate=False)
     previous = poses[i]
-    worst, worst_at, position_worst, position_at = 0.0, i + 1, -1.0, i + 1
     for n in range(i + 1, j + 1):
         current = start.compose(track.at(keys[n].t - a.t))
-        motion = float(np.max(np.linalg.norm(probe.motion(previous, current) - original[n], axis=1)))
-        position = float(np.max(np.linalg.norm(probe.land(poses[n], current) - probe.pixels, axis=1)))
-        error = max(motion / motion_tol, position / position_tol)
-        worst = max(worst, error)
-        if n < j and position > position_worst:
-            position_worst, position_at = position, n
-        if n < j and error >= worst:
-            worst_at = n
+        motion = np.linalg.norm(probe.motion(previous, current) - original[n], axis=1).max()
+        position = np.linalg.norm(probe.land(poses[n], current) - probe.pixels, axis=1).max()
+        if motion > motion_tol or position > position_tol:
+            return False
         previous = current
-    # split where the path strays most (Douglas–Peucker), unless it never strays at all
-    return (position_at if position_worst > 0 else worst_at), worst
+    return True
 
 
 def _shifted(key: _Key, t0: float) -> _Key:

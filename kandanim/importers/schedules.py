@@ -38,6 +38,9 @@ MAX_SCHEDULE_CHARS = 4_000_000  # the 1 MB per-frame export has ~200 kB per fiel
 MAX_EXPRESSION_CHARS = 5_000
 MAX_EXPRESSION_NODES = 1_000
 MAX_KEYS = 200_000
+# Parts of expressions evaluated over a whole import (expression size × frames it covers):
+# ~2 µs each, so a few seconds at most. Real files need a few tens of thousands.
+EVALUATION_BUDGET = 2_000_000
 
 
 class ScheduleError(UserError):
@@ -90,7 +93,7 @@ KEY_NAMES = ("max_f", "s")  # what a key expression may use
 def _power(a: float, b: float) -> float:
     result = float(a) ** float(b)  # floats: an overflow raises at once, never a huge int
     if isinstance(result, complex):
-        raise ValueError("a negative number to a fractional power has no real value")
+        raise ValueError("a negative number to a fractional power has no real value")  # noqa: TRY004
     return result
 
 
@@ -118,6 +121,7 @@ class Expression:
     text: str
     tree: ast.expr
     names: frozenset[str]  # the variables it uses (a subset of the allowed ones)
+    size: int  # parts of the tree: the cost of one evaluation
     _evaluator: SimpleEval = field(repr=False)
 
     def evaluate(self, **names: float) -> float:
@@ -165,7 +169,7 @@ def compile_expression(text: str, allowed_names: tuple[str, ...]) -> Expression:
     names = {name: 0.0 for name in allowed_names} | CONSTANTS
     functions = {name: fn for name, (fn, _) in FUNCTIONS.items()}
     evaluator = SimpleEval(operators=dict(_OPERATORS), functions=functions, names=names)
-    expression = Expression(text.strip(), tree.body, frozenset(used), evaluator)
+    expression = Expression(text.strip(), tree.body, frozenset(used), len(nodes), evaluator)
     _fold_constants(tree.body, evaluator, text.strip())
     return expression
 
@@ -173,7 +177,7 @@ def compile_expression(text: str, allowed_names: tuple[str, ...]) -> Expression:
 def _check_node(node: ast.AST, allowed_names: tuple[str, ...], used: set[str]) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise ValueError(f"only numbers are allowed, found {node.value!r}")
+            raise ValueError(f"only numbers are allowed, found {node.value!r}")  # noqa: TRY004
         node.value = float(node.value)  # numexpr works in floats: no huge integers
         return
     if isinstance(node, ast.Name):
@@ -246,6 +250,17 @@ class Schedule:
         """Key frames outside 0 … frames-1 (sorted)."""
         return sorted(k.frame for k in self.keys if not 0 <= k.frame < frames)
 
+    def cost(self, frames: int) -> int:
+        """Parts evaluated by `values(frames)`: expression size × frames it runs for."""
+        starts = sorted({k.frame: k for k in self.keys if 0 <= k.frame < frames}.items())
+        total = 0
+        for index, (start, key) in enumerate(starts):
+            if key.expression is not None:
+                stop = starts[index + 1][0] if index + 1 < len(starts) else frames
+                span = stop - start if "t" in key.expression.names else 1
+                total += key.expression.size * span
+        return total
+
     def values(self, frames: int, seed: float = 0.0) -> np.ndarray:
         """(frames,) float64: the value at every frame (ScheduleError if one fails)."""
         active: dict[int, Key] = {}
@@ -290,6 +305,17 @@ class Schedule:
                 self.field, f"'{key.expression.text}' fails at frame {frame}: {error}",
                 key.offset,
             ) from None
+
+
+def check_budget(schedules: list[Schedule], frames: int) -> None:
+    """Refuse (before anything runs) schedules whose expressions would take too long."""
+    costs = {s.field: s.cost(frames) for s in schedules}
+    if sum(costs.values()) > EVALUATION_BUDGET:
+        worst = max(costs, key=lambda name: costs[name])
+        raise ScheduleError(
+            worst, f"its expressions would be evaluated {costs[worst]:,} parts over {frames} "
+            f"frames (all fields: {sum(costs.values()):,}; at most {EVALUATION_BUDGET:,})",
+            hint="simplify the expression or shorten the animation")
 
 
 def parse_schedule(text: object, field_name: str, *, max_frames: int, seed: float = 0.0) -> Schedule:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,14 +140,18 @@ def _at_rest(key: Any) -> bool:
 
 def _scene(animation: Animation, span: SceneSpan, camera: list[dict[str, float]], fov: float,
            report: Any) -> dict[str, Any]:
-    prompt = span.prompt.positive
+    prompt, removed = plain_prompt(span.prompt.positive)
+    negative, removed_negative = plain_prompt(span.prompt.negative)
+    if removed or removed_negative:
+        report.warn("prompt syntax", "Stable Diffusion prompt syntax means nothing to Kandinsky "
+                    f"and was removed: {', '.join(dict.fromkeys(removed + removed_negative))}")
     if not prompt:
         report.warn("prompts", f"the prompt at frame {span.start} is empty: the screenplay says "
                     f"'{PLACEHOLDER_PROMPT}' — edit it before rendering")
         prompt = PLACEHOLDER_PROMPT
     scene: dict[str, Any] = {
         "prompt": prompt,
-        "negative_prompt": span.prompt.negative,
+        "negative_prompt": negative,
         "duration": _round((span.stop - span.start) / animation.fps, 6),
         "camera": camera,
     }
@@ -156,6 +161,28 @@ def _scene(animation: Animation, span: SceneSpan, camera: list[dict[str, float]]
     if np.ptp(strength) > 1e-9:  # constant strength goes into defaults
         scene["strength"] = _strength_keys(strength[span.start:span.stop], animation.fps)
     return scene
+
+
+_TAG = re.compile(r"<(?:lora|lyco|hypernet|embedding):[^>]*>", re.IGNORECASE)
+_WEIGHT = re.compile(r"\(([^()]*?):\s*-?\d+(?:\.\d+)?\)")
+_BACKTICK = re.compile(r"`[^`]*`")
+
+
+def plain_prompt(text: str) -> tuple[str, list[str]]:
+    """A prompt without A1111/Deforum syntax: LoRA tags, `(word:1.3)` weights, backtick
+    weight expressions and emphasis parentheses. Returns the text and what was removed."""
+    removed: list[str] = []
+    for pattern, label, replacement in ((_TAG, "LoRA/embedding tags", ""),
+                                        (_BACKTICK, "`weight` expressions", ""),
+                                        (_WEIGHT, "(word:weight) weights", r"\1")):
+        text, count = pattern.subn(replacement, text)
+        if count:
+            removed.append(label)
+    if re.search(r"\(\(|\)\)|\[\[|\]\]", text):  # ((emphasis)): brackets carry no meaning here
+        text = re.sub(r"[()\[\]]{2,}", "", text)
+        removed.append("((emphasis)) brackets")
+    text = re.sub(r"\s+,", ",", re.sub(r"\s{2,}", " ", text)).strip().strip(",").strip()
+    return text, removed
 
 
 def _strength_keys(values: np.ndarray, fps: int) -> float | list[dict[str, float]]:
@@ -245,8 +272,9 @@ def _header(animation: Animation, source: str, scene_count: int) -> str:
     report = animation.report
     lines = [
         f"# Imported by `kandanim import` from {source}",
-        f"# ({animation.dialect}, {animation.mode} mode): {animation.frames} frames at "
-        f"{animation.fps} fps → {scene_count} scene{'s' * (scene_count != 1)} cut at the prompt keys.",
+        (f"# ({animation.dialect}, {animation.mode} mode): {animation.frames} frames at "
+         f"{animation.fps} fps → {scene_count} scene{'s' * (scene_count != 1)} cut at the prompt "
+         "keys."),
         "# Conversions:",
         *(f"#   - {note}" for note in report.notes),
     ]
