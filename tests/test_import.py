@@ -390,3 +390,26 @@ def test_stable_diffusion_prompt_syntax_is_removed_with_a_warning(tmp_path: Path
     assert 'negative_prompt: "text, watermark"' in imported.text
     warning = next(w for w in imported.warnings if w.startswith("prompt syntax"))
     assert "LoRA" in warning and "(word:weight)" in warning and "emphasis" in warning
+
+
+def test_older_and_renamed_dialects_are_read(tmp_path: Path) -> None:
+    studio = settings(width=256, height=128, animation_prompts_positive="ink drawing,",
+                      animation_prompts_negative="photo", sampler_name="dpmpp_2m")
+    del studio["W"], studio["H"]
+    imported = import_text(tmp_path, studio)
+    assert imported.kind == "deforum-studio (new format) (3D)"
+    assert 'resolution: "256x128"' in imported.text
+    assert 'prompt: "ink drawing, a lighthouse"' in imported.text
+    assert 'negative_prompt: "photo"' in imported.text
+    colab = {"animation_mode": "3D", "max_frames": 6, "fps": 12, "W": 128, "H": 128,
+             "diffusion_cadence": "3", "near_plane": 200, "far_plane": 10000, "fov": 40,
+             "flip_2d_perspective": True, "color_coherence": "Match Frame 0 LAB",
+             "cond_prompts": {"0": "a harbour"}, "uncond_prompts": {"0": "blurry"},
+             "translation_z": "0: (2)", "strength_schedule": "0: (0.6)", "seed": 3}
+    imported = import_text(tmp_path, colab)
+    assert imported.kind.startswith("old Colab")
+    plan = build_plan(load_screenplay_text(imported.text, tmp_path / "c.yaml"), engine="preview")
+    assert plan.scenes[0].cadence == 3 and plan.frames[0].fov == 40
+    assert (plan.scenes[0].prompt, plan.scenes[0].negative_prompt) == ("a harbour", "blurry")
+    assert plan.frames[-1].pose.z == pytest.approx(2 / 200 / math.tan(math.radians(20)) * 5)
+    assert any(w.startswith("perspective flip") for w in imported.warnings)

@@ -72,6 +72,7 @@ UNSUPPORTED_SWITCHES: tuple[tuple[str, Any, str, str], ...] = (
     ("use_looper", False, "guided images", "guided images (looper)"),
     ("enable_subseed_scheduling", False, "seeds", "subseed schedule"),
     ("tiling", False, "look", "tiling"),
+    ("color_force_grayscale", False, "look", "greyscale frames"),
     ("frame_interpolation_engine", "None", "output",
      "frame interpolation (render at a higher fps instead)"),
     ("r_upscale_video", False, "output", "upscaling"),
@@ -441,6 +442,13 @@ def _unsupported(fields: _Fields, frames: int, seed: float, report: Report) -> N
     for name, default in (("near_schedule", "0: (200)"), ("far_schedule", "0: (10000)")):
         if name in fields.data and _differs(fields.data[name], default):
             report.note(f"{name} ignored (it has no effect in Deforum's warp)")
+    for name, default in (("padding_mode", "border"), ("sampling_mode", "bicubic")):
+        if name in fields.data and _differs(fields.data[name], default):
+            report.note(f"{name} '{fields.data[name]}' not used: kandanim warps with its own "
+                        "sampling and fills uncovered pixels")
+    depth_model = fields.text_value("depth_algorithm", "")
+    if depth_model and fields.flag("use_depth_warping", True):
+        report.note(f"depth_algorithm '{depth_model}' → kandanim's depth model (midas by default)")
     sd = [name for name in SD_ONLY if name in fields.data]
     if sd:
         report.note("Stable Diffusion sampling settings not carried over (Kandinsky keeps its "
