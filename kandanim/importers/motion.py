@@ -163,10 +163,14 @@ def user_keys(poses: Sequence[Rigid], fps: int) -> list[_Key]:
             for i, p in enumerate(poses_from_rigids(poses))]
 
 
+EASINGS = ("linear", "in-out", "in", "out")  # tried in this order for each segment
+
+
 def simplify(poses: Sequence[Rigid], fps: int, probe: Probe,
              motion_tolerance: float = MOTION_TOLERANCE_PX,
-             position_tolerance: float = POSITION_TOLERANCE_PX) -> list[int]:
-    """Indices of the poses to keep as keyframes (first and last always).
+             position_tolerance: float = POSITION_TOLERANCE_PX) -> list[tuple[int, str]]:
+    """(index, easing) of the poses to keep as keyframes (first and last always); the
+    easing shapes the segment that ends at that key.
 
     Between kept keys kandanim's own interpolation (`trajectory.Track`) must reproduce
     every frame's on-screen motion within `motion_tolerance` pixels and every frame's
@@ -180,34 +184,44 @@ def simplify(poses: Sequence[Rigid], fps: int, probe: Probe,
         probe.motion(poses[n - 1], poses[n]) for n in range(1, len(poses))]
     last = len(poses) - 1
 
-    def fits(i: int, j: int) -> bool:
-        return j - i < 2 or _fits(poses, keys, original, probe, i, j, motion_tolerance,
-                                  position_tolerance)
+    def fits(i: int, j: int) -> str | None:
+        """The first easing that carries key i to key j within tolerance, else None."""
+        if j - i < 2:
+            return "linear"
+        return next((e for e in EASINGS if _fits(poses, keys, original, probe, i, j, e,
+                                                   motion_tolerance, position_tolerance)), None)
 
-    kept, i = [0], 0
+    kept: list[tuple[int, str]] = [(0, "linear")]
+    i = 0
     while i < last:
-        good, step = i + 1, 2
+        good, easing, step = i + 1, "linear", 2
         bad = None
         while good < last:
             j = min(i + step, last)
-            if not fits(i, j):
+            found = fits(i, j)
+            if found is None:
                 bad = j
                 break
-            good, step = j, step * 2
+            good, easing, step = j, found, step * 2
         while bad is not None and bad - good > 1:
             middle = (good + bad) // 2
-            good, bad = (middle, bad) if fits(i, middle) else (good, middle)
-        kept.append(good)
+            found = fits(i, middle)
+            if found is None:
+                bad = middle
+            else:
+                good, easing = middle, found
+        kept.append((good, easing))
         i = good
     return kept
 
 
 def _fits(poses: Sequence[Rigid], keys: Sequence[_Key], original: Sequence[np.ndarray],
-          probe: Probe, i: int, j: int, motion_tol: float, position_tol: float) -> bool:
+          probe: Probe, i: int, j: int, easing: str, motion_tol: float,
+          position_tol: float) -> bool:
     """Does kandanim's interpolation from key i to key j stay within both tolerances?"""
     a, b = keys[i], keys[j]
     start = Rigid.from_user((a.x, a.y, a.z, a.yaw, a.pitch, a.roll))
-    track = Track([_shifted(a, a.t), _shifted(b, a.t)], extrapolate=False)
+    track = Track([_shifted(a, a.t), _shifted(b, a.t, easing)], extrapolate=False)
     previous = poses[i]
     for n in range(i + 1, j + 1):
         current = start.compose(track.at(keys[n].t - a.t))
@@ -219,5 +233,5 @@ def _fits(poses: Sequence[Rigid], keys: Sequence[_Key], original: Sequence[np.nd
     return True
 
 
-def _shifted(key: _Key, t0: float) -> _Key:
-    return _Key(key.t - t0, key.x, key.y, key.z, key.yaw, key.pitch, key.roll)
+def _shifted(key: _Key, t0: float, easing: str = "linear") -> _Key:
+    return _Key(key.t - t0, key.x, key.y, key.z, key.yaw, key.pitch, key.roll, easing)

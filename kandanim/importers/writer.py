@@ -113,7 +113,7 @@ def _scene_fov(animation: Animation, span: SceneSpan, report: Any) -> float:
 
 
 def _scene_camera(poses: Sequence[Rigid], span: SceneSpan, last: bool, fps: int,
-                  probe: Probe) -> list[dict[str, float]]:
+                  probe: Probe) -> list[dict[str, Any]]:
     end = span.stop - 1 if last else span.stop  # the next scene's first frame joins the path
     origin = poses[span.start].inverse()
     relative = [origin.compose(p) for p in poses[span.start:end + 1]]
@@ -121,15 +121,17 @@ def _scene_camera(poses: Sequence[Rigid], span: SceneSpan, last: bool, fps: int,
     if all(_at_rest(k) for k in keys):
         return [{"t": 0.0}]
     chosen = simplify(relative, fps, probe)
-    camera: list[dict[str, float]] = []
+    camera: list[dict[str, Any]] = []
     held = dict.fromkeys(AXES, 0.0)
-    for i in chosen:
+    for i, easing in chosen:
         key = keys[i]
-        entry: dict[str, float] = {"t": _round(key.t, 9)}  # frame times stay exact enough
+        entry: dict[str, Any] = {"t": _round(key.t, 9)}  # frame times stay exact enough
         for axis in AXES:
             value = _round(getattr(key, axis), 6 if axis in ("x", "y", "z") else 4)
             if value != held[axis]:  # a field left out holds the previous key's value
                 entry[axis] = held[axis] = value
+        if easing != "linear":
+            entry["ease"] = easing
         camera.append(entry)
     return camera
 
@@ -138,7 +140,7 @@ def _at_rest(key: Any) -> bool:
     return all(abs(getattr(key, axis)) < 1e-9 for axis in AXES)
 
 
-def _scene(animation: Animation, span: SceneSpan, camera: list[dict[str, float]], fov: float,
+def _scene(animation: Animation, span: SceneSpan, camera: list[dict[str, Any]], fov: float,
            report: Any) -> dict[str, Any]:
     prompt, removed = plain_prompt(span.prompt.positive)
     negative, removed_negative = plain_prompt(span.prompt.negative)
