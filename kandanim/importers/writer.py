@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kandanim import spec
-from kandanim.importers.animation import Animation, Prompt
+from kandanim.importers.animation import Animation, Prompt, Report
 from kandanim.importers.motion import (
     DEPTH_FAR,
     DEPTH_NEAR,
@@ -53,11 +53,16 @@ def render_size(animation: Animation) -> tuple[tuple[int, int], str | None]:
     if animation.size is None:
         return spec.RESOLUTION_PRESETS["square"], "the source has no frame size: square 640x640"
     width, height = animation.size
-    chosen = (spec._nearest_side(width), spec._nearest_side(height))
+    chosen = (_nearest_side(width), _nearest_side(height))
     if chosen == (width, height):
         return chosen, None
     return chosen, (f"size {width}x{height} → {chosen[0]}x{chosen[1]} (kandanim renders sides "
                     f"in multiples of {spec.SIDE_MULTIPLE})")
+
+
+def _nearest_side(side: int) -> int:
+    rounded = round(side / spec.SIDE_MULTIPLE) * spec.SIDE_MULTIPLE
+    return min(max(rounded, spec.SIDE_MIN), spec.SIDE_MAX)
 
 
 def scene_spans(animation: Animation) -> list[SceneSpan]:
@@ -102,7 +107,7 @@ def write_screenplay(animation: Animation, *, source: str, match: str) -> str:
     return _header(animation, source, len(spans)) + _yaml(data)
 
 
-def _scene_fov(animation: Animation, span: SceneSpan, report: Any) -> float:
+def _scene_fov(animation: Animation, span: SceneSpan, report: Report) -> float:
     if animation.mode == "2D":
         return FLAT_FOV
     fov = animation.fov[span.start:span.stop]
@@ -141,7 +146,7 @@ def _at_rest(key: Any) -> bool:
 
 
 def _scene(animation: Animation, span: SceneSpan, camera: list[dict[str, Any]], fov: float,
-           report: Any) -> dict[str, Any]:
+           report: Report) -> dict[str, Any]:
     prompt, removed = plain_prompt(span.prompt.positive)
     negative, removed_negative = plain_prompt(span.prompt.negative)
     if removed or removed_negative:
@@ -212,7 +217,7 @@ def _simplify_line(values: np.ndarray, tolerance: float) -> list[int]:
 
 
 def _motion_notes(animation: Animation, size: tuple[int, int], match: str, keys: int,
-                  report: Any) -> None:
+                  report: Report) -> None:
     width, height = size
     if animation.mode == "3D":
         report.note("3D motion: per-frame deltas of frames 1…N−1 integrated into absolute camera "
