@@ -85,8 +85,10 @@ UNSUPPORTED_SWITCHES: tuple[tuple[str, Any, str, str], ...] = (
 SD_ONLY = ("sampler", "sampler_name", "scheduler", "steps", "cfg_scale_schedule", "sd_model_name",
            "checkpoint_schedule", "clipskip_schedule", "restore_faces", "wan_t2v_model")
 
+
 def looks_like_settings(data: object) -> bool:
     return isinstance(data, dict) and sum(key in data for key in SIGNATURE) >= 2
+
 
 def dialect_of(data: Mapping[str, Any]) -> str:
     if any(k in data for k in ("shake_name", "wan_prompts", "freeu_enabled")):
@@ -98,6 +100,7 @@ def dialect_of(data: Mapping[str, Any]) -> str:
     if any(k in data for k in ("cond_prompts", "near_plane", "flip_2d_perspective")):
         return "old Colab (deforum-stable-diffusion)"
     return "sd-webui-deforum"
+
 
 class _Fields:
     """Reads fields of the settings; errors name the field and its line in the file."""
@@ -148,6 +151,7 @@ class _Fields:
             return value.strip().lower() in ("true", "1", "yes")
         return bool(value)
 
+
 def read_settings(data: Mapping[str, Any], text: str, source: str) -> Animation:
     """A Deforum settings object → Animation; UserError (exit 2) for what cannot be read."""
     fields = _Fields(data, text, source)
@@ -183,9 +187,11 @@ def read_settings(data: Mapping[str, Any], text: str, source: str) -> Animation:
     _unsupported(fields, frames, seed, report)
     return animation
 
+
 def _aspect_of(animation: Animation) -> float:
     width, height = animation.size or (1, 1)
     return width / height
+
 
 def _mode(fields: _Fields) -> str:
     mode = fields.text_value("animation_mode", "3D").strip()
@@ -199,6 +205,7 @@ def _mode(fields: _Fields) -> str:
                       hint="kandanim renders camera motion; video input and interpolation "
                            "modes need their source video or frames")
 
+
 def _fps(fields: _Fields, report: Report) -> int:
     fps = fields.number("fps", SWD_DEFAULT_FPS)
     if fps <= 0:
@@ -209,6 +216,7 @@ def _fps(fields: _Fields, report: Report) -> int:
                     "second; the video's length in frames is kept)")
     return chosen
 
+
 def _size(fields: _Fields) -> tuple[int, int] | None:
     for w, h in (("W", "H"), ("width", "height")):
         if w in fields.data and h in fields.data:
@@ -217,6 +225,7 @@ def _size(fields: _Fields) -> tuple[int, int] | None:
                 raise fields.fail(w, f"the frame size must be positive, found {width}x{height}")
             return width, height
     return None
+
 
 def _parse_all(fields: _Fields, mode: str, frames: int, seed: float,
                report: Report) -> dict[str, Schedule]:
@@ -245,11 +254,13 @@ def _parse_all(fields: _Fields, mode: str, frames: int, seed: float,
                         f"0…{frames - 1})")
     return schedules
 
+
 def _values(fields: _Fields, schedule: Schedule, frames: int, seed: float) -> np.ndarray:
     try:
         return schedule.values(frames, seed)
     except ScheduleError as error:
         raise fields.schedule_error(error) from None
+
 
 def _strength(deforum: np.ndarray, kept: bool, report: Report) -> np.ndarray:
     strength = 1.0 - deforum if kept else deforum.copy()
@@ -260,6 +271,7 @@ def _strength(deforum: np.ndarray, kept: bool, report: Report) -> np.ndarray:
         report.warn("look", f"strength outside kandanim's (0, 1] on {int(low.sum() + (strength > 1).sum())} "
                     "frames, clamped to 0.01…1")
     return np.clip(strength, 0.01, 1.0)
+
 
 def _fov(fields: _Fields, values: dict[str, np.ndarray]) -> np.ndarray:
     fov = values["fov_schedule"]
@@ -273,6 +285,7 @@ def _fov(fields: _Fields, values: dict[str, np.ndarray]) -> np.ndarray:
                           hint="use a field of view between 5 and 150 degrees")
     return fov
 
+
 def _cadence(fields: _Fields, report: Report) -> int:
     cadence = int(fields.number("diffusion_cadence", 1))
     if cadence < 1:
@@ -281,6 +294,7 @@ def _cadence(fields: _Fields, report: Report) -> int:
         report.warn("look", f"diffusion_cadence {cadence} → 16 (kandanim's largest)")
         return 16
     return cadence
+
 
 def _colour(fields: _Fields, report: Report) -> bool:
     value = fields.text_value("color_coherence", "LAB").strip()
@@ -292,6 +306,7 @@ def _colour(fields: _Fields, report: Report) -> bool:
         report.note(f"color_coherence '{value}' → kandanim's colour match (LAB)")
     return True
 
+
 def _sharpen(amount: np.ndarray, report: Report) -> float | None:
     value = float(np.median(amount))
     if np.ptp(amount) > 1e-9:
@@ -299,13 +314,16 @@ def _sharpen(amount: np.ndarray, report: Report) -> float | None:
                     f"({value:g})")
     return min(max(value, 0.0), 2.0)
 
+
 def _check_zoom(fields: _Fields, zoom: np.ndarray) -> None:
     bad = np.flatnonzero(zoom <= 0)
     if bad.size:
         raise fields.fail("zoom", f"zoom {zoom[bad[0]]:g} at frame {bad[0]} must be above 0 "
                           "(1 = no zoom)")
 
+
 # ---- prompts
+
 
 def _prompts(fields: _Fields, frames: int, seed: float, report: Report) -> list[Prompt]:
     name, raw = _prompt_field(fields)
@@ -331,6 +349,7 @@ def _prompts(fields: _Fields, frames: int, seed: float, report: Report) -> list[
         keyed[0] = combine(positive, "", "", negative)
     return [Prompt(frame, pos, neg) for frame, (pos, neg) in sorted(keyed.items())]
 
+
 def _prompt_field(fields: _Fields) -> tuple[str, dict[str, Any]]:
     for name in ("prompts", "animation_prompts", "cond_prompts"):
         value = fields.data.get(name)
@@ -348,6 +367,7 @@ def _prompt_field(fields: _Fields) -> tuple[str, dict[str, Any]]:
             return name, {str(i): v for i, v in enumerate(value)}
     return "prompts", {}
 
+
 def _prompt_frame(fields: _Fields, name: str, key: str, frames: int, seed: float) -> int:
     cleaned = key.strip().strip("'\"")
     if cleaned.lstrip("-").isdigit():
@@ -359,10 +379,12 @@ def _prompt_frame(fields: _Fields, name: str, key: str, frames: int, seed: float
                           hint="a prompt key is a frame number or an expression of max_f") from None
     return int(value)
 
+
 def split_negative(text: str) -> tuple[str, str]:
     """'positive --neg negative' → (positive, negative); later --neg parts join the negative."""
     parts = text.split("--neg")
     return parts[0].strip(), ", ".join(p.strip() for p in parts[1:] if p.strip())
+
 
 def combine(global_positive: str, positive: str, negative: str,
             global_negative: str) -> tuple[str, str]:
@@ -375,7 +397,9 @@ def combine(global_positive: str, positive: str, negative: str,
         negs.append(extra)
     return pos, ", ".join(n for n in negs if n)
 
+
 # ---- seed, files
+
 
 def _seed_notes(fields: _Fields, animation: Animation, report: Report) -> None:
     behaviour = fields.text_value("seed_behavior", "iter")
@@ -387,6 +411,7 @@ def _seed_notes(fields: _Fields, animation: Animation, report: Report) -> None:
     else:
         report.warn("seeds", f"seed_behavior '{behaviour}' (kandanim seeds frame n with seed + n)")
 
+
 def _local_path(fields: _Fields, name: str, value: str, report: Report, group: str) -> str | None:
     if not value or value == "None":
         return None
@@ -394,6 +419,7 @@ def _local_path(fields: _Fields, name: str, value: str, report: Report, group: s
         report.warn(group, f"{name} is a URL ({value}): download it and set the path by hand")
         return None
     return value
+
 
 def _init_image(fields: _Fields, report: Report) -> str | None:
     if not fields.flag("use_init"):
@@ -403,6 +429,7 @@ def _init_image(fields: _Fields, report: Report) -> str | None:
         report.note(f"init image {path}: kandanim starts from the picture itself "
                     f"(Deforum's first-frame strength {fields.number('strength', 0.8):g} is not used)")
     return path
+
 
 def _soundtrack(fields: _Fields, report: Report) -> str | None:
     mode = fields.text_value("add_soundtrack", "None")
@@ -414,7 +441,9 @@ def _soundtrack(fields: _Fields, report: Report) -> str | None:
     return _local_path(fields, "soundtrack_path", fields.text_value("soundtrack_path"), report,
                        "files")
 
+
 # ---- what cannot be honoured
+
 
 def _unsupported(fields: _Fields, frames: int, seed: float, report: Report) -> None:
     for name, default, group, label in UNSUPPORTED_SWITCHES:
@@ -454,15 +483,18 @@ def _unsupported(fields: _Fields, frames: int, seed: float, report: Report) -> N
         report.note("Stable Diffusion sampling settings not carried over (Kandinsky keeps its "
                     f"own steps and guidance): {', '.join(sd)}")
 
+
 def _differs(value: Any, default: Any) -> bool:
     if isinstance(default, bool):
         return _truthy(value) != default
     return str(value).strip() != str(default)
 
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
+
 
 def _same_schedule(fields: _Fields, name: str, text: str, default: str, frames: int,
                    seed: float) -> bool:
@@ -473,6 +505,7 @@ def _same_schedule(fields: _Fields, name: str, text: str, default: str, frames: 
         return bool(np.allclose(values(text), values(default)))
     except ScheduleError as error:
         raise fields.schedule_error(error) from None
+
 
 def _short(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
