@@ -386,6 +386,50 @@ def _check_sheet_path(path: Path) -> None:
         )
 
 
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="Deforum settings (.txt/.json), Parseq export, …")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Screenplay to write (default: stdout).")
+    ] = None,
+    match: Annotated[
+        str,
+        typer.Option(
+            "--match",
+            help="screen: keep Deforum's on-screen speeds (sideways motion is W/H faster on "
+            "non-square frames); geometry: kandanim's square-pixel camera.",
+        ),
+    ] = "screen",
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="2D or 3D: which rows of a motion CSV that has both.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing -o file.")] = False,
+) -> None:
+    """Turn Deforum work into a screenplay: a settings file, a Parseq export, a motion CSV
+    or a prompts file (recognised by content).
+
+    Motion is integrated into camera keyframes and prompts become scenes; what kandanim
+    cannot honour is listed as warnings and as comments in the screenplay.
+    `kandanim render` also takes these files directly.
+
+    Example: kandanim import 20230812_settings.txt -o bunny.yaml
+    """
+    from kandanim.importers import import_file, save
+
+    try:
+        relative_to = output.resolve().parent if output is not None else None
+        imported = import_file(source, match=match, relative_to=relative_to, mode=mode)
+        for line in imported.warnings:
+            err.print(f"[yellow]warning[/]: not honoured: {escape(line)}")
+        if output is None:
+            sys.stdout.write(imported.text)
+        else:
+            out.print(str(save(imported, output, source=source, force=force)))
+    except KandanimError as error:
+        _fail(error)
+    err.print(f"imported {escape(str(source))} ({escape(imported.kind)})")
+
+
 @app.command()
 def doctor() -> None:
     """Check torch, the device, PyAV codecs and which model weights are present.

@@ -31,7 +31,7 @@ from kandanim.errors import Interrupted, KandanimError, UserError
 from kandanim.plan import Plan, build_plan, shared_path
 from kandanim.render import Renderer, RenderState, reveal_notices, supports_morph
 from kandanim.resume import NoWorkFolder, WorkFolder, work_folder_for
-from kandanim.screenplay import LoadedScreenplay, load_screenplay
+from kandanim.screenplay import LoadedScreenplay, load_screenplay, load_screenplay_text
 
 
 class Progress(Protocol):
@@ -310,7 +310,7 @@ def _prepare(
 ) -> _Job:
     """Load, plan and check the output of one script, so a batch finds every broken
     script before it spends hours on the first."""
-    loaded = load_screenplay(script, extra_presets=options.extra_presets)
+    loaded = _load_script(script, options, notify)
     for notice in loaded.notices:
         notify(f"{script}: {notice}")
     plan = build_plan(loaded, seed=options.seed, engine=options.engine, notify=notify)
@@ -350,6 +350,21 @@ def _render_job(
         result.error = error
     result.seconds = time.monotonic() - started
     return result
+
+
+def _load_script(
+    script: Path, options: RenderOptions, notify: Callable[[str], None]
+) -> LoadedScreenplay:
+    """A screenplay, or a Deforum settings file / Parseq export imported on the fly."""
+    from kandanim.importers import detect, import_file
+
+    if script.suffix.lower() in (".yaml", ".yml") or detect(script) is None:
+        return load_screenplay(script, extra_presets=options.extra_presets)
+    imported = import_file(script, relative_to=script.parent)
+    notify(f"{script}: imported as {imported.kind} (`kandanim import` writes the screenplay)")
+    for line in imported.warnings:
+        notify(f"{script}: not honoured: {line}")
+    return load_screenplay_text(imported.text, script, options.extra_presets)
 
 
 def render_inputs(plan: Plan, screenplay: Path | None) -> list[tuple[str, Path]]:

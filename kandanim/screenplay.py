@@ -81,6 +81,15 @@ def load_screenplay(path: Path, extra_presets: Sequence[Path] = ()) -> LoadedScr
     return _load(document, text, path, base_dir, extra_presets)
 
 
+def load_screenplay_text(
+    text: str, path: Path, extra_presets: Sequence[Path] = ()
+) -> LoadedScreenplay:
+    """The same validation for YAML text held in memory (a Deforum file imported on the
+    fly); `path` names it in messages and its folder anchors relative paths."""
+    document = parse_yaml(text, str(path))
+    return _load(document, text, path, path.parent.resolve(), extra_presets)
+
+
 def from_mapping(
     data: dict[str, Any],
     *,
