@@ -116,11 +116,18 @@ def render_plan(
     screenplay_text: str,
     progress: Progress,
     notify: Callable[[str], None],
+    record: dict[str, Any] | None = None,
 ) -> int:
-    """Render a plan to `output`, resumably. Returns the number of frames written."""
+    """Render a plan to `output`, resumably. Returns the number of frames written.
+
+    `record` is the plan as the fingerprint, metadata and sidecar describe it, when that
+    differs from `plan.to_json()`: a farm worker renders from its own copies of the input
+    files but records the paths the asking machine gave, so its output is the local one.
+    """
     check_output(output, force=options.force)
     engine.prepare(plan)  # loads models: fails early, before anything is written
-    plan_json = plan.to_json()  # the fingerprint, metadata and sidecar all describe it
+    # the fingerprint, metadata and sidecar all describe this one serialisation
+    plan_json = plan.to_json() if record is None else record
     work = WorkFolder(work_folder_for(output), _fingerprint(plan, plan_json, engine, screenplay_text))
     resumed = work.open(resume=options.resume)
     if resumed.notice:
