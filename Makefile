@@ -24,7 +24,7 @@ contact-sheet: install
 	$(PY) -m kandanim.tools.contact_sheet out/demo.mp4 docs/demo-contact-sheet.png
 
 test: install
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: install
 	$(PY) -m benchmarks

@@ -6,6 +6,7 @@ package stand in for them. The Deforum-style baseline gets a smoke test on a tin
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import textwrap
@@ -208,3 +209,30 @@ def test_deforum_baseline_warps_a_frame() -> None:
     assert np.abs(same.astype(int) - image.astype(int)).max() <= 1
     moved = deforum_warp(image, depth, np.eye(3), np.array([0.5, 0.0, 0.0]))
     assert np.abs(moved.astype(int) - image.astype(int)).mean() > 10
+
+
+def test_gpu_benchmark_smoke_runs_the_real_loop_on_scaled_down_configs():
+    """`python -m benchmarks gpu` on a CPU: the same code path at the tiny size."""
+    from benchmarks import bench_gpu
+
+    rows = bench_gpu.run(bench_gpu.MODES["tiny"], dtypes=("bf16",))
+    names = [row.name for row in rows]
+    assert all("scaled-down configs, CPU" in name for name in names)
+    frames = {row.name: row for row in rows if row.unit == "s"}
+    assert len(frames) == 2 and all(0 < row.value < 60 for row in frames.values())
+    holes = next(name for name in frames if "(holes" in name)
+    assert "(no holes: 0.0 %" in " ".join(frames) and "(holes: 0.0 %" not in holes
+    shares = [row.value for row in rows if row.unit == "%"]
+    assert len(shares) == 2 and all(0 <= share <= 100 for share in shares)
+    assert all(row.passed is None for row in rows)  # bars are for the real sizes on a GPU
+
+
+def test_gpu_benchmark_configurations_name_their_source():
+    from benchmarks import bench_gpu
+
+    real = bench_gpu.load_configs(scaled=False)
+    assert real["kandinsky-2-2-decoder:unet"]["block_out_channels"] == [384, 768, 1152, 1536]
+    assert real["kandinsky-2-2-decoder-inpaint:unet"]["in_channels"] == 9
+    for file in bench_gpu.CONFIGS.glob("*.json"):
+        sources = json.loads(file.read_text())["_source"]
+        assert sources and all(s.startswith("https://huggingface.co/") for s in sources)

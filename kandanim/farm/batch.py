@@ -392,7 +392,7 @@ class _Farm:
                 _, index, message = event
                 self.notify(f"{self._script(index)}: {message}")
                 continue
-            _, index, attempt, done, total, clock = event
+            _, index, attempt, done, _total, clock = event
             running = self.by_job.get(index)
             if running is None or running.attempt != attempt:
                 continue  # a dead attempt's last words

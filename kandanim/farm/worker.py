@@ -251,7 +251,8 @@ class RenderWorker:
 
     def _device(self, engines: Sequence[str]) -> str:
         if self.failure is None and "kandinsky" in engines:
-            return str(getattr(self.engines.get("kandinsky"), "store").device)
+            engine: Any = self.engines.get("kandinsky")
+            return str(engine.store.device)
         return "cpu"
 
 
