@@ -404,7 +404,8 @@ def run(mode: Mode | None = None, dtypes: tuple[str, ...] = ("fp16", "bf16")) ->
     models = build_models(load_configs(mode.scaled))
     sizes = parameter_counts(models)
     where = "GPU" if device.type == "cuda" else "CPU"
-    label = f"gpu bench [{mode.name}{', scaled-down configs' if mode.scaled else ''}, {where}]"
+    scale = "scaled-down configs" if mode.scaled else "published sizes"
+    label = f"gpu bench ({mode.name} mode: {scale}, {where})"  # no [ ]: rich markup
     rows = [Row(
         f"{label}: parameters", round(sum(sizes.values())), "M", "", None,
         ", ".join(f"{k} {v:,.0f} M" for k, v in sizes.items()) + " (random weights)",

@@ -217,7 +217,7 @@ def test_gpu_benchmark_smoke_runs_the_real_loop_on_scaled_down_configs():
 
     rows = bench_gpu.run(bench_gpu.MODES["tiny"], dtypes=("bf16",))
     names = [row.name for row in rows]
-    assert all("scaled-down configs, CPU" in name for name in names)
+    assert all("(tiny mode: scaled-down configs, CPU)" in name for name in names)
     frames = {row.name: row for row in rows if row.unit == "s"}
     assert len(frames) == 2 and all(0 < row.value < 60 for row in frames.values())
     holes = next(name for name in frames if "(holes" in name)
