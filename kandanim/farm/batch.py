@@ -342,7 +342,8 @@ class _Farm:
     def _finish(
         self, job: Job, *, frames: int = 0, error: KandanimError | None = None
     ) -> None:
-        seconds = time.monotonic() - self.first_dispatch.get(job.index, time.monotonic())
+        began = self.first_dispatch.get(job.index)
+        seconds = 0.0 if began is None else time.monotonic() - began
         result = JobResult(
             script=job.script, status="ok" if error is None else "failed", frames=frames,
             seconds=seconds, output=self.targets[job.index], error=error,
