@@ -131,8 +131,16 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def build_models(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The four models with random weights, on the CPU in fp32 (the store casts them)."""
+def build_models(
+    configs: dict[str, dict[str, Any]], device: torch.device | None = None
+) -> dict[str, Any]:
+    """The four models with random weights in fp32, created on `device` (random init of
+    ~6 B real-size parameters is minutes on a CPU, a second on a GPU); the store casts."""
+    with torch.device(device or "cpu"):
+        return _build(configs)
+
+
+def _build(c: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from diffusers import (
         DDPMScheduler,
         KandinskyV22InpaintPipeline,
@@ -157,7 +165,6 @@ def build_models(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from tiny_models import tiny_tokenizer  # offline byte-level vocabulary (no hub here)
 
     torch.manual_seed(0)
-    c = configs
     prior_cfg = c["kandinsky-2-2-prior:prior"]
     prior = PriorTransformer.from_config(prior_cfg)
     prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))  # zero-initialised
@@ -173,7 +180,7 @@ def build_models(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**image_cfg)).eval(),
         text_encoder=CLIPTextModelWithProjection(CLIPTextConfig(**text_cfg)).eval(),
         tokenizer=tokenizer,
-        scheduler=UnCLIPScheduler.from_config(c["kandinsky-2-2-prior:scheduler"]),
+        scheduler=_on_cpu(UnCLIPScheduler, c["kandinsky-2-2-prior:scheduler"]),
         image_processor=CLIPImageProcessorPil(
             crop_size=side, size={"shortest_edge": side}, do_center_crop=True, resample=3
         ),
@@ -182,14 +189,20 @@ def build_models(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     movq = VQModel.from_config(c["kandinsky-2-2-decoder:movq"]).eval()
     decoder = KandinskyV22Pipeline(
         unet=UNet2DConditionModel.from_config(c["kandinsky-2-2-decoder:unet"]).eval(),
-        scheduler=DDPMScheduler.from_config(scheduler), movq=movq,
+        scheduler=_on_cpu(DDPMScheduler, scheduler), movq=movq,
     )
     inpaint = KandinskyV22InpaintPipeline(
         unet=UNet2DConditionModel.from_config(c["kandinsky-2-2-decoder-inpaint:unet"]).eval(),
-        scheduler=DDPMScheduler.from_config(scheduler), movq=movq,
+        scheduler=_on_cpu(DDPMScheduler, scheduler), movq=movq,
     )
     depth = DPTForDepthEstimation(DPTConfig(**c["dpt-hybrid-midas:dpt"])).eval()
     return {"prior": prior_pipe, "decoder": decoder, "inpaint": inpaint, "midas": depth}
+
+
+def _on_cpu(scheduler_class: Any, config: dict[str, Any]) -> Any:
+    """Schedulers keep their tables on the CPU, as `from_pretrained` makes them."""
+    with torch.device("cpu"):
+        return scheduler_class.from_config(config)
 
 
 def parameter_counts(models: dict[str, Any]) -> dict[str, float]:
@@ -350,17 +363,17 @@ def _sync(cuda: bool) -> None:
 
 
 def measure_dtype(
-    models: dict[str, Any], mode: Mode, dtype: str, device: torch.device, compile_unets: bool
+    configs: dict[str, dict[str, Any]], mode: Mode, dtype: str, device: torch.device,
+    compile_unets: bool,
 ) -> tuple[dict[bool, ShotFigures], float]:
     """Both shots in one dtype; returns figures by `holes` and peak memory in GiB."""
     from kandanim.engines.kandinsky import KandinskyEngine
     from kandanim.models import DTYPES, ModelStore
 
     store = ModelStore(device=device, dtype=DTYPES[dtype])
-    for role, key in (("prior", "prior"), ("decoder", "decoder"), ("inpaint", "inpaint"),
-                      ("midas", "midas")):
-        model_id = MODEL_IDS["depth" if role == "midas" else role]
-        store.adopt(role, model_id, copy.deepcopy(models[key]))
+    models = build_models(configs, device)  # fresh per dtype: casting is one way
+    for role in ("prior", "decoder", "inpaint", "midas"):
+        store.adopt(role, MODEL_IDS["depth" if role == "midas" else role], models.pop(role))
     if compile_unets:
         store.decoder(MODEL_IDS["decoder"]).unet.compile()
         store.inpaint(MODEL_IDS["inpaint"]).unet.compile()
@@ -401,8 +414,9 @@ def run(mode: Mode | None = None, dtypes: tuple[str, ...] = ("fp16", "bf16")) ->
     if mode.name == "real" and device.type != "cuda":
         raise RuntimeError("real-size figures need a CUDA GPU; use KANDANIM_GPU_BENCH=cpu")
     compile_unets = os.environ.get("KANDANIM_GPU_BENCH_COMPILE", "") == "1"
-    models = build_models(load_configs(mode.scaled))
-    sizes = parameter_counts(models)
+    configs = load_configs(mode.scaled)
+    with torch.device("meta"):  # sizes without allocating anything
+        sizes = parameter_counts(_build(configs))
     where = "GPU" if device.type == "cuda" else "CPU"
     scale = "scaled-down configs" if mode.scaled else "published sizes"
     label = f"gpu bench ({mode.name} mode: {scale}, {where})"  # no [ ]: rich markup
@@ -412,7 +426,9 @@ def run(mode: Mode | None = None, dtypes: tuple[str, ...] = ("fp16", "bf16")) ->
     )]
     judged = mode.name == "real"
     for dtype in dtypes:
-        figures, peak = measure_dtype(models, mode, dtype, device, compile_unets)
+        figures, peak = measure_dtype(configs, mode, dtype, device, compile_unets)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         tag = f"{label} {dtype}{' +compile' if compile_unets else ''} {mode.size}²"
         for holes, shot in figures.items():
             kind = f"{'holes' if holes else 'no holes'}: {100 * shot.hole_share:.1f} % of pixels"

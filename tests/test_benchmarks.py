@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is not installed
 
@@ -233,6 +234,12 @@ def test_gpu_benchmark_configurations_name_their_source():
     real = bench_gpu.load_configs(scaled=False)
     assert real["kandinsky-2-2-decoder:unet"]["block_out_channels"] == [384, 768, 1152, 1536]
     assert real["kandinsky-2-2-decoder-inpaint:unet"]["in_channels"] == 9
+    with torch.device("meta"):  # the published sizes, without allocating them
+        sizes = bench_gpu.parameter_counts(bench_gpu._build(real))
+    assert 1150 < sizes["inpaint"] < 1350  # the UNet: 1.22 B in Sber's model card
+    assert 1200 < sizes["decoder"] < 1450  # UNet + MoVQ (67 M)
+    assert 3000 < sizes["prior"] < 4000  # prior 1 B + CLIP ViT-bigG text and image towers
+    assert 100 < sizes["midas"] < 150  # DPT-hybrid
     for file in bench_gpu.CONFIGS.glob("*.json"):
         sources = json.loads(file.read_text())["_source"]
         assert sources and all(s.startswith("https://huggingface.co/") for s in sources)
