@@ -7,6 +7,7 @@ runtime its process already started.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -250,3 +251,20 @@ def test_kandinsky_screenplays_render_on_cpu_workers_like_local(
         assert len(farm) == len(local) == 4
         for a, b in zip(farm, local, strict=True):
             assert np.abs(a.astype(int) - b).mean() < 1.0
+
+
+def test_a_frame_folder_output_comes_back_like_a_local_one(ray_runtime, tmp_path):
+    (script,) = _scripts(tmp_path, "a")
+    runner = CliRunner()
+    local = runner.invoke(app, ["render", str(script), "-o", f"{tmp_path}/local/", "-q"])
+    farm = runner.invoke(app, ["render", str(script), "-o", f"{tmp_path}/farm/", "-q",
+                               "--cluster", "local"])
+    assert local.exit_code == 0 and farm.exit_code == 0, farm.stderr
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "farm").iterdir()) and len(names) == 24
+    for name in names:
+        assert (tmp_path / "farm" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    sidecars = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("farm", "local")]
+    assert sidecars[0]["video"].pop("file") == "farm"  # the sidecar names its folder
+    assert sidecars[1]["video"].pop("file") == "local"
+    assert sidecars[0] == sidecars[1]

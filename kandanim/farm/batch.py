@@ -195,6 +195,8 @@ class _Running:
 
 @dataclass
 class _Farm:
+    """One batch on a connected cluster: the workers, the queue of jobs and the loop."""
+
     ray: ModuleType
     jobs: list[Job]
     targets: dict[int, Path]
@@ -204,21 +206,23 @@ class _Farm:
     notify: Callable[[str], None]
     reporter: _Reporter
     workers: list[Any] = field(default_factory=list)  # actor handles
-    infos: dict[int, WorkerInfo] = field(default_factory=dict)
+    infos: dict[int, WorkerInfo] = field(default_factory=dict)  # by worker index
+    pending: deque[Job] = field(default_factory=deque)  # longest first
+    idle: deque[int] = field(default_factory=deque)  # worker indices
+    starting: dict[Any, int] = field(default_factory=dict)  # describe() ref → worker
+    running: dict[Any, _Running] = field(default_factory=dict)  # render() ref → job
+    by_job: dict[int, _Running] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+    first_dispatch: dict[int, float] = field(default_factory=dict)
+    finished_frames: int = 0
+    started: float = field(default_factory=time.monotonic)
+    events: Any = None  # ray.util.queue.Queue: progress and notices from the workers
 
     def run(self) -> None:
         from ray.util.queue import Queue
 
         self.events = Queue(actor_options={"num_cpus": 0})
-        self.started = time.monotonic()
-        self.attempts: dict[int, int] = {}
-        self.first_dispatch: dict[int, float] = {}
-        self.finished_frames = 0
-        self.running: dict[Any, _Running] = {}
-        self.by_job: dict[int, _Running] = {}
-        self.pending: deque[Job] = deque(sorted(self.jobs, key=lambda j: j.cost, reverse=True))
-        self.starting: dict[Any, int] = {}  # describe() calls of starting workers
-        self.idle: deque[int] = deque()
+        self.pending.extend(sorted(self.jobs, key=lambda j: j.cost, reverse=True))
         try:
             self._start_workers()
             self._loop()
