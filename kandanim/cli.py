@@ -28,8 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kandanim import __version__
-from kandanim.errors import KandanimError, ScreenplayError
-from kandanim.errors import UserError as UsageError
+from kandanim.errors import KandanimError, ScreenplayError, UserError
 
 if TYPE_CHECKING:
     from kandanim.farm import BatchProgress, ScriptProgress
@@ -239,7 +238,7 @@ def render(
                 notify=_notice, on_result=_report_result,
             )
         elif workers is not None:
-            raise UsageError("--workers needs --cluster", hint="e.g. --cluster local --workers 2")
+            raise UserError("--workers needs --cluster", hint="e.g. --cluster local --workers 2")
         else:
             results = render_scripts(
                 scripts, options=options, output=_output_path(output), out_dir=out_dir,

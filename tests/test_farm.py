@@ -136,11 +136,14 @@ def test_a_broken_screenplay_is_reported_before_any_work_and_the_others_render(
 
 
 def test_a_worker_killed_mid_render_is_replaced_and_the_batch_completes(ray_runtime, tmp_path):
-    scripts = _scripts(tmp_path / "s", "kab", duration=5.0)
+    scripts = _scripts(tmp_path / "s", "kab", duration=2.0)
+    # the one to kill renders longest (and so goes first): a few seconds even on a fast CPU
+    scripts[0].write_text(SCREENPLAY.format(seed=9, name="k", duration=10.0))
     killed: list[int] = []
 
     def kill_once(line: ScriptProgress) -> None:
-        if not killed and line.script == str(scripts[0]) and line.done >= 1 and line.pid:
+        running = 1 <= line.done < line.total
+        if not killed and line.script == str(scripts[0]) and running and line.pid:
             os.kill(line.pid, signal.SIGKILL)
             killed.append(line.pid)
 
