@@ -18,7 +18,7 @@ from kandanim.farm.worker import RenderWorker, localise_inputs
 from kandanim.jobs import NoProgress, RenderOptions, render_scripts
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_encode import write_tone  # noqa: E402
+from test_encode import write_tone
 
 SCREENPLAY = """\
 version: 1
