@@ -29,7 +29,7 @@ gallery: install
 	$(VENV)/bin/kandanim plan scenes/demo.yaml --plot docs/demo-plan.png
 
 test: install
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: install
 	$(PY) -m benchmarks

@@ -28,9 +28,10 @@ from rich.progress import (
 from rich.table import Table
 
 from kandanim import __version__
-from kandanim.errors import Interrupted, KandanimError, ScreenplayError
+from kandanim.errors import Interrupted, KandanimError, ScreenplayError, UserError
 
 if TYPE_CHECKING:
+    from kandanim.farm import BatchProgress, ScriptProgress
     from kandanim.jobs import JobResult
     from kandanim.jobs import Progress as ProgressLike
     from kandanim.presets import Catalogue
@@ -298,11 +299,25 @@ def render(
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar.")] = False,
     presets: PresetsOption = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Render on Ray: local (a runtime on this machine), auto (RAY_ADDRESS) or "
+            "ray://HOST:PORT. Needs the extra: pip install \"kandanim[ray]\".",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Workers on the cluster (default: one per GPU or CPU)."),
+    ] = None,
 ) -> None:
     """Render screenplays to video.
 
     Examples: kandanim render scenes/demo.yaml --engine preview -o out/demo.mp4 ;
-    kandanim render a.yaml b.yaml --out-dir renders/
+    kandanim render a.yaml b.yaml --out-dir renders/ ;
+    kandanim render shots/*.yaml --out-dir renders/ --cluster ray://head:10001
     """
     from kandanim.jobs import RenderOptions, render_scripts
 
@@ -311,10 +326,21 @@ def render(
         keep_frames=keep_frames, force=force, fail_fast=fail_fast, extra_presets=_dirs(presets),
     )
     try:
-        results = render_scripts(
-            scripts, options=options, output=_output_path(output), out_dir=out_dir,
-            progress=_progress(quiet), notify=_notice, on_result=_report_result,
-        )
+        if cluster is not None:
+            from kandanim.farm import FarmOptions, render_on_cluster
+
+            results = render_on_cluster(
+                scripts, options=options, farm=FarmOptions(cluster, workers),
+                output=_output_path(output), out_dir=out_dir, progress=_batch_progress(quiet),
+                notify=_notice, on_result=_report_result,
+            )
+        elif workers is not None:
+            raise UserError("--workers needs --cluster", hint="e.g. --cluster local --workers 2")
+        else:
+            results = render_scripts(
+                scripts, options=options, output=_output_path(output), out_dir=out_dir,
+                progress=_progress(quiet), notify=_notice, on_result=_report_result,
+            )
     except KandanimError as error:
         _fail(error)
     if len(scripts) > 1:
@@ -578,6 +604,69 @@ def _progress(quiet: bool) -> ProgressLike:
     if quiet:
         return NoProgress()
     return _RichProgress() if err.is_terminal else _PlainProgress()
+
+
+class _RichBatchProgress:
+    """A farm batch: one bar per screenplay (frames, fps, ETA, worker) and a total."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]} fps  ETA {task.fields[eta]}"),
+            TextColumn("[dim]{task.fields[worker]}"), console=err,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def update(self, line: ScriptProgress) -> None:
+        if not self._tasks:
+            self._bar.start()
+        fields = {"fps": _fps(line.fps), "eta": _eta(line.eta), "worker": line.worker or line.state}
+        if line.script not in self._tasks:
+            self._tasks[line.script] = self._bar.add_task(
+                escape(line.script), total=line.total, **fields
+            )
+        self._bar.update(self._tasks[line.script], completed=line.done, total=line.total, **fields)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+class _PlainBatchProgress:
+    """A farm batch without a terminal: a line per screenplay every ~10 % and a total."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def update(self, line: ScriptProgress) -> None:
+        if line.state == "running" and line.done < self._next.get(line.script, 0):
+            return
+        self._next[line.script] = line.done + max(line.total // 10, 1)
+        who = f", {line.worker}" if line.worker else ""
+        state = "" if line.state == "running" else f" ({line.state})"
+        err.print(f"{escape(line.script)}: {line.done}/{line.total} frames, {_fps(line.fps)} fps, "
+                  f"ETA {_eta(line.eta)}{escape(who)}{state}")
+
+    def stop(self) -> None:
+        pass
+
+
+def _fps(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _batch_progress(quiet: bool) -> BatchProgress:
+    from kandanim.farm import NoBatchProgress
+
+    if quiet:
+        return NoBatchProgress()
+    return _RichBatchProgress() if err.is_terminal else _PlainBatchProgress()
 
 
 def _output_path(text: str | None) -> Path | None:

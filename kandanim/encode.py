@@ -762,3 +762,57 @@ def iter_frames(path: PathLike) -> Iterator[np.ndarray]:
 def frame_files(folder: PathLike) -> list[Path]:
     """The numbered frames of a PNG output folder, in order."""
     return sorted(p for p in Path(folder).iterdir() if FRAME_FILE.match(p.name))
+
+
+# --------------------------------------------------------------------------- finished elsewhere
+
+
+def publish_files(
+    path: PathLike, content: bytes | dict[str, bytes], sidecar: bytes | None = None
+) -> Path:
+    """Write an output that was encoded elsewhere (a farm worker) with the writer's rules.
+
+    `content` is the whole file for MP4/WebM/GIF, or `{"000000.png": bytes, …}` for a
+    frame folder; `sidecar` the sidecar's bytes as the worker's writer made them. As in
+    `VideoWriter.close`, everything goes to temporary names in the destination folder first
+    and is `os.replace`d into place, so a finished-looking file is always complete. Call
+    `check_output` before (it refuses to replace files kandanim did not write).
+    Raises RuntimeFailure for a full disk or a write error, ValueError for a bad frame name.
+    """
+    fmt = output_format(path)
+    target = Path(path)
+    frames = content if isinstance(content, dict) else None
+    if (fmt == "png") != (frames is not None):
+        raise ValueError(f"{target}: {fmt} output needs {'frames' if fmt == 'png' else 'bytes'}")
+    for name in frames or {}:
+        if not FRAME_FILE.match(name):
+            raise ValueError(f"not a frame file name: {name!r}")
+    ensure_writable_folder(target.parent)
+    temps: list[Path] = []
+    try:
+        temp = reserve_name(target.parent, f".{target.name}.part", directory=frames is not None)
+        temps.append(temp)
+        if frames is None:
+            temp.write_bytes(content)  # type: ignore[arg-type]  # bytes, checked above
+        else:
+            for name, data in frames.items():
+                (temp / name).write_bytes(data)
+        sidecar_target = sidecar_for(target, fmt)
+        if sidecar is not None:
+            sidecar_temp = reserve_name(target.parent, f".{sidecar_target.name}.part",
+                                         directory=False)
+            temps.append(sidecar_temp)
+            sidecar_temp.write_bytes(sidecar)
+        if frames is None:
+            os.replace(temp, target)
+        else:
+            _publish_frame_folder(temp, target, len(frames))
+        if sidecar is not None:
+            os.replace(temps[-1], sidecar_target)
+    except OSError as error:
+        raise _write_failure(target, error) from error
+    finally:
+        for leftover in temps:
+            if leftover.exists():
+                _remove_quietly(leftover)
+    return target

@@ -123,6 +123,7 @@ def render_plan(
     notify: Callable[[str], None],
     screenplay: Path | None = None,
     resumable: bool = True,
+    record: dict[str, Any] | None = None,
 ) -> int:
     """Render a plan to `output`, resumably. Returns the number of frames written.
 
@@ -132,11 +133,18 @@ def render_plan(
 
     `screenplay` (the file, when there is one) and the plan's init images and soundtrack
     are never written onto, even with `force` (`encode.check_output`).
+
+    `record` is the plan as the fingerprint, metadata and sidecar describe it, when that
+    differs from `plan.to_json()`: a farm worker renders from its own copies of the input
+    files but records what the asking machine would, so its output is the local one.
     """
     check_output(output, force=options.force, inputs=render_inputs(plan, screenplay))
     engine.prepare(plan)  # loads models: fails early, before anything is written
-    plan_json = plan.to_json()  # the fingerprint, metadata and sidecar all describe it
-    plan_json["inputs"] = _input_digests(plan)  # same names, new content: not the same render
+    # the fingerprint, metadata and sidecar all describe this one serialisation
+    if record is None:
+        record = plan.to_json()
+        record["inputs"] = input_digests(plan)  # same names, new content: another render
+    plan_json = record
     work: WorkFolder | NoWorkFolder = NoWorkFolder()  # a preview keeps nothing to resume
     if resumable:
         fingerprint = _fingerprint(plan, plan_json, engine, screenplay_text)
@@ -310,7 +318,7 @@ def _prepare(
 ) -> _Job:
     """Load, plan and check the output of one script, so a batch finds every broken
     script before it spends hours on the first."""
-    loaded = _load_script(script, options, notify)
+    loaded = load_script(script, options, notify)
     for notice in loaded.notices:
         notify(f"{script}: {notice}")
     plan = build_plan(loaded, seed=options.seed, engine=options.engine, notify=notify)
@@ -352,7 +360,7 @@ def _render_job(
     return result
 
 
-def _load_script(
+def load_script(
     script: Path, options: RenderOptions, notify: Callable[[str], None]
 ) -> LoadedScreenplay:
     """A screenplay, or a Deforum settings file / Parseq export imported on the fly."""
@@ -373,7 +381,7 @@ def render_inputs(plan: Plan, screenplay: Path | None) -> list[tuple[str, Path]]
     return found + plan.inputs()
 
 
-def _input_digests(plan: Plan) -> dict[str, str]:
+def input_digests(plan: Plan) -> dict[str, str]:
     """sha256 of every input file by its shared name, so a re-render can check it has the
     same pictures and sound (names alone are relative paths)."""
     digests = {}

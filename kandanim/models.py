@@ -405,6 +405,32 @@ class ModelStore:
             self.loads["depth"] += 1
         return self._depth[key]
 
+    def adopt(self, role: str, model_id: str, model: Any) -> None:
+        """Serve `model_id` from a model built in memory instead of loading weights (the
+        real-size GPU benchmark with random weights; tests). `model` is the prior or inpaint
+        pipeline, a `KandinskyV22Pipeline` for 'decoder', or a transformers DPT / Depth
+        Anything model for 'midas' / 'depth-anything'. It is cast and placed like a loaded
+        one; `loads` does not count it. Raises ValueError for an unknown role."""
+        if role in DEFAULT_DEPTH_MODELS:
+            from kandanim.depth_models import INPUT_FORMATS, ModelDepthEstimator
+
+            model = model.to(self.device, self.dtype).eval()
+            estimator = ModelDepthEstimator(model, INPUT_FORMATS[model.config.model_type],
+                                            self.device)
+            self._depth[(role, model_id)] = estimator
+        elif role == "prior":
+            self._priors[model_id] = self._place(model.to(dtype=self.dtype))
+        elif role == "inpaint":
+            self._inpaints[model_id] = self._place(model.to(dtype=self.dtype))
+        elif role == "decoder":
+            from diffusers import KandinskyV22Img2ImgPipeline
+
+            text_to_image = self._place(model.to(dtype=self.dtype))
+            image_to_image = self._place(KandinskyV22Img2ImgPipeline(**text_to_image.components))
+            self._decoders[model_id] = DecoderPipelines(text_to_image, image_to_image)
+        else:
+            raise ValueError(f"unknown role {role!r}")
+
     # -- loaders: one from_pretrained per component, counted --------------------------------
 
     def _load_prior(self, model_id: str) -> KandinskyV22PriorPipeline:

@@ -6,6 +6,7 @@ package stand in for them. The Deforum-style baseline gets a smoke test on a tin
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is not installed
 
@@ -272,3 +274,36 @@ def test_deforum_baseline_warps_a_frame() -> None:
     assert np.abs(same.astype(int) - image.astype(int)).max() <= 1
     moved = deforum_warp(image, depth, np.eye(3), np.array([0.5, 0.0, 0.0]))
     assert np.abs(moved.astype(int) - image.astype(int)).mean() > 10
+
+
+def test_gpu_benchmark_smoke_runs_the_real_loop_on_scaled_down_configs():
+    """`python -m benchmarks gpu` on a CPU: the same code path at the tiny size."""
+    from benchmarks import bench_gpu
+
+    rows = bench_gpu.run(bench_gpu.MODES["tiny"], dtypes=("bf16",))
+    names = [row.name for row in rows]
+    assert all("(tiny mode: scaled-down configs, CPU)" in name for name in names)
+    frames = {row.name: row for row in rows if row.unit == "s"}
+    assert len(frames) == 2 and all(0 < row.value < 60 for row in frames.values())
+    holes = next(name for name in frames if "(holes" in name)
+    assert "(no holes: 0.0 %" in " ".join(frames) and "(holes: 0.0 %" not in holes
+    shares = [row.value for row in rows if row.unit == "%"]
+    assert len(shares) == 2 and all(0 <= share <= 100 for share in shares)
+    assert all(row.passed is None for row in rows)  # bars are for the real sizes on a GPU
+
+
+def test_gpu_benchmark_configurations_name_their_source():
+    from benchmarks import bench_gpu
+
+    real = bench_gpu.load_configs(scaled=False)
+    assert real["kandinsky-2-2-decoder:unet"]["block_out_channels"] == [384, 768, 1152, 1536]
+    assert real["kandinsky-2-2-decoder-inpaint:unet"]["in_channels"] == 9
+    with torch.device("meta"):  # the published sizes, without allocating them
+        sizes = bench_gpu.parameter_counts(bench_gpu._build(real))
+    assert 1150 < sizes["inpaint"] < 1350  # the UNet: 1.22 B in Sber's model card
+    assert 1200 < sizes["decoder"] < 1450  # UNet + MoVQ (67 M)
+    assert 3000 < sizes["prior"] < 4000  # prior 1 B + CLIP ViT-bigG text and image towers
+    assert 100 < sizes["midas"] < 150  # DPT-hybrid
+    for file in bench_gpu.CONFIGS.glob("*.json"):
+        sources = json.loads(file.read_text())["_source"]
+        assert sources and all(s.startswith("https://huggingface.co/") for s in sources)
