@@ -310,12 +310,14 @@ class ShotFigures:
 
 def run_shot(engine: Any, store: Any, mode: Mode, holes: bool, cuda: bool) -> ShotFigures:
     """prepare → first frame → N repaired frames through the real loop."""
+    from kandanim.depth_models import create_model_estimator
     from kandanim.render import Renderer
 
     plan = _plan(mode, holes)
     decoder = store.decoder(MODEL_IDS["decoder"])
     inpaint = store.inpaint(MODEL_IDS["inpaint"])
-    depth = store.depth_estimator("midas", MODEL_IDS["depth"])
+    # the adopted estimator: `create` is never called for it
+    depth = store.depth_estimator("midas", MODEL_IDS["depth"], create_model_estimator)
     modules = [decoder.unet, decoder.movq, inpaint.unet, depth.model]
     hole_shares: list[float] = []
     original = engine.repair
@@ -367,13 +369,18 @@ def measure_dtype(
     compile_unets: bool,
 ) -> tuple[dict[bool, ShotFigures], float]:
     """Both shots in one dtype; returns figures by `holes` and peak memory in GiB."""
+    from kandanim.depth_models import INPUT_FORMATS, ModelDepthEstimator
     from kandanim.engines.kandinsky import KandinskyEngine
     from kandanim.models import DTYPES, ModelStore
 
     store = ModelStore(device=device, dtype=DTYPES[dtype])
     models = build_models(configs, device)  # fresh per dtype: casting is one way
-    for role in ("prior", "decoder", "inpaint", "midas"):
-        store.adopt(role, MODEL_IDS["depth" if role == "midas" else role], models.pop(role))
+    depth = models.pop("midas").to(device, DTYPES[dtype]).eval()
+    store.adopt("midas", MODEL_IDS["depth"], ModelDepthEstimator(
+        depth, INPUT_FORMATS[depth.config.model_type], device
+    ))
+    for role in ("prior", "decoder", "inpaint"):
+        store.adopt(role, MODEL_IDS[role], models.pop(role))
     if compile_unets:
         store.decoder(MODEL_IDS["decoder"]).unet.compile()
         store.inpaint(MODEL_IDS["inpaint"]).unet.compile()

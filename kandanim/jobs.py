@@ -12,9 +12,7 @@ import hashlib
 import json
 import os
 import platform
-import queue
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,14 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from kandanim import __version__
 from kandanim.encode import AudioTrack, check_output, open_writer
 from kandanim.engines.base import Engine
 from kandanim.errors import Interrupted, KandanimError, UserError
 from kandanim.plan import Plan, build_plan, shared_path
-from kandanim.render import Renderer, RenderState, reveal_notices, supports_morph
+from kandanim.render import Renderer, reveal_notices, supports_morph
 from kandanim.resume import NoWorkFolder, WorkFolder, work_folder_for
 from kandanim.screenplay import LoadedScreenplay, load_screenplay, load_screenplay_text
 
@@ -171,14 +167,14 @@ def render_plan(
             width=plan.output_size[0],
             height=plan.output_size[1],
             fps=plan.fps,
-            audio=_audio(plan),
+            audio=_audio(plan, plan_json),
             metadata=_metadata(plan, plan_json, screenplay_text),
             sidecar=_sidecar(plan, plan_json, engine, screenplay_text),
         ) as writer:
             for image in work.saved_frames(done):
                 writer.write(fit(image))
-            for index, image, state in _ahead(renderer):
-                written = index + 1
+            for index, image in renderer.frames():
+                written, state = index + 1, renderer.state
                 writer.write(fit(image))
                 work.save_frame(index, image)
                 if state.clean:
@@ -209,51 +205,6 @@ def render_plan(
     else:
         work.remove()
     return plan.frame_count
-
-
-RENDER_AHEAD = 3
-"""Frames the renderer may run ahead of the encoder: drawing one frame and encoding the
-last run side by side on two cores."""
-
-
-def _ahead(renderer: Renderer) -> Iterator[tuple[int, np.ndarray, RenderState]]:
-    """`renderer.frames()` made on a thread of its own, each with the loop state after it
-    (what a checkpoint of that frame must hold), at most `RENDER_AHEAD` frames ahead.
-
-    The renderer's numpy and OpenCV work and the encoder both release the GIL, so the
-    two overlap. An error on the thread is raised here; leaving early (an error in the
-    consumer, Ctrl-C) stops the thread at its next frame.
-    """
-    results: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=RENDER_AHEAD)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for index, image in renderer.frames():
-                if stop.is_set():
-                    return
-                results.put(("frame", (index, image, renderer.state)))
-            results.put(("done", None))
-        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
-            results.put(("error", error))
-
-    thread = threading.Thread(target=produce, name="kandanim-render", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, payload = results.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise payload
-            yield payload
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                results.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)
 
 
 def render_scripts(
@@ -459,7 +410,7 @@ def _fingerprint(
     }
 
 
-def _audio(plan: Plan) -> AudioTrack | None:
+def _audio(plan: Plan, plan_json: dict[str, Any]) -> AudioTrack | None:
     if not plan.audio:
         return None
     path = Path(plan.audio["path"])
@@ -467,7 +418,7 @@ def _audio(plan: Plan) -> AudioTrack | None:
         path=path,
         volume=float(plan.audio.get("volume", 1.0)),
         fade=float(plan.audio.get("fade", 1.0)),
-        label=shared_path(path, plan.base_dir),
+        label=str(plan_json.get("audio", {}).get("path") or shared_path(path, plan.base_dir)),
     )
 
 

@@ -408,16 +408,13 @@ class ModelStore:
     def adopt(self, role: str, model_id: str, model: Any) -> None:
         """Serve `model_id` from a model built in memory instead of loading weights (the
         real-size GPU benchmark with random weights; tests). `model` is the prior or inpaint
-        pipeline, a `KandinskyV22Pipeline` for 'decoder', or a transformers DPT / Depth
-        Anything model for 'midas' / 'depth-anything'. It is cast and placed like a loaded
-        one; `loads` does not count it. Raises ValueError for an unknown role."""
+        pipeline, a `KandinskyV22Pipeline` for 'decoder', or, for 'midas' /
+        'depth-anything', a depth estimator already placed on this store's device and
+        dtype (`depth_models.ModelDepthEstimator`: built by the caller, so this floor never
+        imports the depth modules that import it). Pipelines are cast and placed like
+        loaded ones; `loads` does not count them. Raises ValueError for an unknown role."""
         if role in DEFAULT_DEPTH_MODELS:
-            from kandanim.depth_models import INPUT_FORMATS, ModelDepthEstimator
-
-            model = model.to(self.device, self.dtype).eval()
-            estimator = ModelDepthEstimator(model, INPUT_FORMATS[model.config.model_type],
-                                            self.device)
-            self._depth[(role, model_id)] = estimator
+            self._depth[(role, model_id)] = model
         elif role == "prior":
             self._priors[model_id] = self._place(model.to(dtype=self.dtype))
         elif role == "inpaint":

@@ -161,6 +161,9 @@ class Plan:
         }
         if self.crop is not None:  # rendered at width × height, written at the asked size
             document["output_width"], document["output_height"] = self.crop
+        if self.audio:
+            document["audio"] = {**self.audio, "path": shared_path(Path(self.audio["path"]),
+                                                                   self.base_dir)}
         document["scenes"] = scenes
         document["records"] = [_jsonable(asdict(f)) for f in self.frames]
         return document

@@ -12,8 +12,9 @@ diffused frames, blended by time.
 
 Engines that do not repaint frames (`anchored`: the preview) never warp a warped frame:
 each frame is sampled once from a sharp anchor (`kandanim.anchors`), so detail does not
-compound away. Either way a scene's depth is scaled once, at its first frame, so that the
-subject in the middle sits at `spec.FOCUS_DISTANCE`, the distance orbits pivot around.
+compound away. Either way the depth of a scene moved by an effect is scaled once, at its
+first frame, so that the subject in the middle sits at `spec.FOCUS_DISTANCE`, the distance
+the effects' orbits pivot around (a pure `camera:` scene keeps [near, far] as written).
 Sharpening (`sharpen`) is applied to the emitted frame only, never fed back into the loop.
 
 The loop's whole state between frames is `RenderState`, small enough to checkpoint after
@@ -220,13 +221,17 @@ class _Stream:
 
     def _depth(self, state: StreamState) -> np.ndarray:
         """Depth of a clean frame, mapped with that frame's own [near, far], times the
-        stream's focus scale (fixed at its first depth: `state.depth_scale`)."""
+        stream's focus scale (fixed at its first depth: `state.depth_scale`). Effects are
+        authored around the focus distance, so a scene moved by one is scaled to put its
+        subject there; a pure `camera:` scene keeps its depth in [near, far] as written."""
         own = self.renderer.plan.frames[state.position]
         self.tracker.set_range(own.near, own.far)
         depth = self.tracker(state.frame)
         if np.isnan(state.depth_scale):
-            scale = focus_scale(depth, FOCUS_DISTANCE)
-            state.depth_scale = min(max(scale, MIN_DEPTH_SCALE), MAX_DEPTH_SCALE)
+            state.depth_scale = 1.0
+            if self.renderer.plan.scenes[state.span.scenes[0]].effect is not None:
+                scale = focus_scale(depth, FOCUS_DISTANCE)
+                state.depth_scale = min(max(scale, MIN_DEPTH_SCALE), MAX_DEPTH_SCALE)
         if state.depth_scale != 1.0:
             depth = depth * np.float32(state.depth_scale)
         return depth

@@ -16,14 +16,17 @@ Rules, decided here once:
   exactly around the focus point, and a rate continued past the last key stays the same
   rigid motion. `s = ease(u)`, where `u` is the linear fraction of the segment and the
   *later* keyframe's `ease` shapes it.
-* Where keys follow one another with `linear` easing (a path written as samples, like
-  `dive-in`'s weave), the velocity is continuous through the keys: each such inner key
+* Where a preset's keys follow one another with `linear` easing (a path written as
+  samples, like `dive-in`'s weave), the velocity is continuous through the keys: each such inner key
   gets the Catmull-Rom velocity (the body-frame twist rate from the key before to the
   key after), and the two segments that meet there become cubic Bézier curves on SE(3)
   in cumulative form (`_HermiteSegment`) that leave and reach their keys at those
   velocities. Keys are still passed exactly. A segment whose keys are not such inner
   keys keeps its screw motion bit for bit: two-key presets, orbits, eased keys (whose
   easing already sets the velocity at the key) and multi-turn segments do not change.
+  A scene's own `camera:` keys are positions and interpolate segment by segment exactly
+  as written (`smooth=False`): imported Deforum and Parseq paths are simplified against
+  that rule, within a stated tolerance.
 * Rotations are interpolated as rotations, never per angle. The one exception makes
   multi-turn keys mean what they say: a segment whose yaw, pitch or roll changes by more
   than 90° is first split into equal parts by angle (yaw 0 → 360 becomes four 90° turns),
@@ -383,11 +386,14 @@ class Track:
         *,
         time_scale: float = 1.0,
         extrapolate: bool = True,
+        smooth: bool | None = None,
     ) -> None:
         self.keys = resolve_keys(keyframes, time_scale)
-        self.segments = _smooth_joins(
-            [_segment(a, b) for a, b in zip(self.keys, self.keys[1:])]
-        )
+        segments = [_segment(a, b) for a, b in zip(self.keys, self.keys[1:])]
+        # smooth: continuous velocity through linear keys (default: presets, whose keys
+        # sample a motion); a scene's `camera:` positions interpolate as written
+        self.segments = _smooth_joins(segments) if (extrapolate if smooth is None else smooth) \
+            else list(segments)
         self.extrapolate = extrapolate
         self._first = Rigid.from_user(self.keys[0].values)
         self._origin = self._first.inverse()

@@ -64,11 +64,12 @@ class BuiltInWorld:
     """Frames of the procedural landscape `variant` seen through intrinsics `K` ((3, 3))
     at `width` × `height`, from poses relative to the first frame's camera.
 
-    `turning_only`: the stream only rotates (the panorama way), else layers.
+    `turning_only`: the stream only rotates (the panorama way), else layers. `focus`:
+    scene units put the subject at `spec.FOCUS_DISTANCE` (scenes moved by an effect).
     """
 
     def __init__(self, width: int, height: int, variant: int, K: np.ndarray,
-                 turning_only: bool) -> None:
+                 turning_only: bool, focus: bool = True) -> None:
         self.width, self.height = width, height
         self.K = np.asarray(K, dtype=np.float64)
         self.turning_only = turning_only
@@ -79,9 +80,10 @@ class BuiltInWorld:
             self._margin = (self._panorama.shape[0] - height) // 2
         else:
             self._layers = _travel_layers(width, height, variant, self.K)
-        # the world's own units put its subject (the boulder) at _SUBJECT_DISTANCE;
-        # the plan's put the subject at the focus distance (SPEC §4)
-        self.units = SUBJECT_DISTANCE / FOCUS_DISTANCE  # world units per scene unit
+        # the world's own units put its subject (the boulder) at SUBJECT_DISTANCE; an
+        # effect's put the subject at the focus distance (SPEC §4); `focus=False` (a pure
+        # `camera:` scene) keeps the world's own units
+        self.units = SUBJECT_DISTANCE / FOCUS_DISTANCE if focus else 1.0
 
     def view(self, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8: the world after the camera move `X' = R X + t` (OpenCV axes,

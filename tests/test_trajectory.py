@@ -342,7 +342,7 @@ def test_a_multi_key_linear_path_passes_its_keys_with_continuous_velocity() -> N
         Keyframe(t=0), Keyframe(t=1, x=1.0, yaw=10), Keyframe(t=1.5, x=1.2, yaw=-5),
         Keyframe(t=3, x=3.0, z=1.0, yaw=0, pitch=4),
     ]
-    track = Track(keys, extrapolate=False)
+    track = Track(keys, extrapolate=False, smooth=True)
     for key in keys[1:]:
         values = user_values(track.at(key.t))
         want = [getattr(key, axis) or 0.0 for axis in AXES]

@@ -115,7 +115,7 @@ class PreviewEngine:
             )
             K = intrinsics(plan.width, plan.height, first.fov)
             world = BuiltInWorld(plan.width, plan.height, scene.seed % 1_000_003, K,
-                                 turning_only)
+                                 turning_only, focus=scene.effect is not None)
             self._worlds[scene.index] = world
         return world
 
