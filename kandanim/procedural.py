@@ -144,8 +144,12 @@ def procedural_scene(width: int, height: int, variant: int = 0) -> tuple[np.ndar
     return layers.image, layers.inverse_depth
 
 
-def procedural_layers(width: int, height: int, variant: int = 0) -> SceneLayers:
-    """`procedural_scene`, keeping the land and each object apart (see `SceneLayers`)."""
+def procedural_layers(width: int, height: int, variant: int = 0, below: int = 0) -> SceneLayers:
+    """`procedural_scene`, keeping the land and each object apart (see `SceneLayers`).
+
+    `below` > 0 paints that many more rows of ground under the frame (the images and
+    depths then have `height + below` rows; everything in the frame is unchanged): the
+    land a camera sees when it comes down toward the ground."""
     if width < 8 or height < 8:
         raise ValueError(f"procedural_scene needs at least 8x8 pixels, got {width}x{height}")
     palette = _PALETTES[variant % len(_PALETTES)]
@@ -156,9 +160,9 @@ def procedural_layers(width: int, height: int, variant: int = 0) -> SceneLayers:
 
     # Each layer is painted only over the rows where it can show: the ground covers
     # everything below the horizon, and it hides the hills a little lower still.
-    canvas = np.empty((3, height, width), np.float32)
+    canvas = np.empty((3, height + below, width), np.float32)
     canvas[:] = _rgb(palette.sky_horizon)
-    depth = np.full((height, width), _SKY_INVERSE_DEPTH, np.float32)
+    depth = np.full((height + below, width), _SKY_INVERSE_DEPTH, np.float32)
     sky_rows = frame.band(0, min(horizon_row + 2, height))
     sky_small = sky_rows.reduced(max(height // 2, 8))  # all soft: half resolution will do
     canvas[:, : sky_rows.rows] = sky_rows.upsample(sky_small, _sky(sky_small, rng, palette,
@@ -170,7 +174,7 @@ def procedural_layers(width: int, height: int, variant: int = 0) -> SceneLayers:
     # a fine grain over everything the ground does not cover: haze and bright clouds
     # would otherwise leave flat patches where motion is invisible
     canvas[:, : sky_rows.rows] += sky_rows.noise(rng, 160.0, octaves=2) * 7.0
-    ground_rows = frame.band(max(horizon_row - 1, 0), height)
+    ground_rows = _Grid(width, height, max(horizon_row - 1, 0), height + below)
     rows = slice(ground_rows.row0, ground_rows.row1)
     _composite(canvas[:, rows], depth[rows], *_ground(ground_rows, rng, palette, horizon))
     land, land_depth = _interleaved(canvas), depth.copy()
@@ -254,7 +258,9 @@ class _Grid:
         k = work_height / self.height
         work_width = max(round(self.width * k), 1)
         small_row0 = max(math.floor(self.row0 * k) - 1, 0)
-        small_row1 = min(math.ceil(self.row1 * k) + 2, work_height)
+        # a band reaching below the frame (land painted past it) keeps going
+        limit = work_height if self.row1 <= self.height else math.ceil(self.row1 * k) + 2
+        small_row1 = min(math.ceil(self.row1 * k) + 2, limit)
         return _Grid(work_width, work_height, small_row0, small_row1)
 
     def upsample(self, small: _Grid, values: np.ndarray) -> np.ndarray:

@@ -67,10 +67,12 @@ class BuiltInWorld:
 
     `turning_only`: the stream only rotates (the panorama way), else layers. `focus`:
     scene units put the subject at `spec.FOCUS_DISTANCE` (scenes moved by an effect).
+    `descent`: how far (scene units) the camera comes down toward the ground at most, so
+    enough ground is painted below the frame.
     """
 
     def __init__(self, width: int, height: int, variant: int, K: np.ndarray,
-                 turning_only: bool, focus: bool = True) -> None:
+                 turning_only: bool, focus: bool = True, descent: float = 0.0) -> None:
         self.width, self.height = width, height
         self.K = np.asarray(K, dtype=np.float64)
         self.turning_only = turning_only
@@ -79,8 +81,10 @@ class BuiltInWorld:
                 width, height, variant, self.K
             )
             self._margin = (self._panorama.shape[0] - height) // 2
-        else:
-            self._layers = _travel_layers(width, height, variant, self.K)
+        units = SUBJECT_DISTANCE / FOCUS_DISTANCE if focus else 1.0
+        if not turning_only:
+            below = _ground_rows_below(height, max(0.0, descent) * units)
+            self._layers = _travel_layers(width, height, variant, self.K, below)
         # the world's own units put its subject (the boulder) at SUBJECT_DISTANCE; an
         # effect's put the subject at the focus distance (SPEC §4); `focus=False` (a pure
         # `camera:` scene) keeps the world's own units
@@ -275,13 +279,30 @@ def _junction_line(to_target: np.ndarray, layer_width: int, width: int):
     return signed, min(at_left, at_right), max(at_left, at_right)
 
 
-def _travel_layers(width: int, height: int, variant: int, K: np.ndarray) -> list[_Layer]:
-    """Land backdrop, ground and billboards, painted half a frame wider on each side at
-    `SUPERSAMPLE` times the resolution."""
+CAMERA_HEIGHT = 0.79
+"""World units from the camera down to the ground (the painter's ground plane: its
+bottom row 2 units away, 0.54 of the frame height below the horizon, 40° field of view)."""
+
+
+def _ground_rows_below(height: int, descent: float) -> int:
+    """Rows of ground to paint under the frame for a camera `descent` world units lower:
+    the bottom row then sees ground (1 − horizon)·H·(h / (h − d) − 1) rows further down;
+    capped at one frame height (beyond it the ground continues mirrored)."""
+    if descent <= 0:
+        return 0
+    lowest = max(CAMERA_HEIGHT - descent, 0.25 * CAMERA_HEIGHT)
+    return min(height, math.ceil(0.54 * height * (CAMERA_HEIGHT / lowest - 1.0)) + 2)
+
+
+def _travel_layers(width: int, height: int, variant: int, K: np.ndarray,
+                   below: int = 0) -> list[_Layer]:
+    """Land backdrop, ground and billboards, painted half a frame wider on each side (and
+    `below` rows lower) at `SUPERSAMPLE` times the resolution."""
     margin = height // 2
     plate_width = round((width + 2 * margin) * SUPERSAMPLE)
     plate_height = round(height * SUPERSAMPLE)
-    painted = procedural_layers(plate_width, plate_height, variant)
+    painted = procedural_layers(plate_width, plate_height, variant,
+                                below=round(below * SUPERSAMPLE))
     # camera pixel x (centre convention) ↔ plate pixel sx·(x + margin + ½) − ½, and rows
     # alike: the plate covers exactly the frame's rows and the widened frame's columns
     sx, sy = plate_width / (width + 2 * margin), plate_height / height

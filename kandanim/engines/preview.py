@@ -114,8 +114,10 @@ class PreviewEngine:
                 for f in frames
             )
             K = intrinsics(plan.width, plan.height, first.fov)
+            descent = max(first.pose.y - f.pose.y for f in frames)  # user y is up
             world = BuiltInWorld(plan.width, plan.height, scene.seed % 1_000_003, K,
-                                 turning_only, focus=scene.effect is not None)
+                                 turning_only, focus=scene.effect is not None,
+                                 descent=descent)
             self._worlds[scene.index] = world
         return world
 
