@@ -11,7 +11,8 @@ Formats, chosen for speed on a 2-core CPU (numbers in `benchmarks/bench_encode.p
 
 * MP4: H.264 (libx264) yuv420p, CRF 18, preset `veryfast` (on moving, textured 640²
   frames: 2.4× faster than `medium`, within 0.2 dB PSNR, smaller files), BT.709
-  converted and tagged, `+faststart`; audio AAC 48 kHz.
+  converted and tagged, `+faststart`; audio AAC 48 kHz. x264 runs its AVX2 code, never
+  AVX-512, so the same frames always give the same bytes (`X264_AVX2_ONLY`).
 * WebM: VP9 (libvpx) CRF 30 in `realtime` mode, `cpu-used` 6, row multithreading (the
   `good` deadline is ~3× slower, too slow for a real-time preview); audio Opus 48 kHz.
 * GIF: written frame by frame with Pillow's GIF blocks (FFmpeg's palettegen route is
@@ -44,6 +45,7 @@ written; `check_output` refuses to overwrite a JSON file there that is not one o
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import math
@@ -84,6 +86,12 @@ log = logging.getLogger(__name__)
 
 
 MP4_VIDEO_OPTIONS = {"crf": "18", "preset": "veryfast"}
+# libx264's AVX-512 code reads leftover memory when the frame is not a multiple of 128 px
+# wide (measured with libx264 build 165: at 64, 96, 192, 320 px a B-frame changed between
+# identical encodes; 128, 256, 384 px never; mbtree off or AVX2 only: always the same bytes).
+# Its AVX2 code wrote byte-identical files at 256, 512, 640 px in the same time, so CPUs
+# with AVX-512 get AVX2.
+X264_AVX2_ONLY = {"x264-params": "asm=AVX2"}
 WEBM_VIDEO_OPTIONS = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "6", "row-mt": "1"}
 AUDIO_RATE = 48_000  # libopus accepts only 48/24/16/12/8 kHz; AAC is happy with 48 kHz too
 AUDIO_BIT_RATE = {"mp4": 192_000, "webm": 128_000}
@@ -314,7 +322,7 @@ class _ContainerSink:
         self, fmt: str, width: int, height: int, fps: int
     ) -> av.VideoStream:
         codec, options = (
-            ("libx264", MP4_VIDEO_OPTIONS) if fmt == "mp4" else ("libvpx-vp9", WEBM_VIDEO_OPTIONS)
+            ("libx264", x264_options()) if fmt == "mp4" else ("libvpx-vp9", WEBM_VIDEO_OPTIONS)
         )
         stream = self.container.add_stream(codec, rate=fps, options=dict(options))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -353,6 +361,29 @@ class _ContainerSink:
                     closer()
                 except Exception:  # already failing: the first error is the one to report
                     log.debug("ignored error while discarding the encoder", exc_info=True)
+
+
+def x264_options() -> dict[str, str]:
+    """libx264 options: `MP4_VIDEO_OPTIONS`, limited to AVX2 where the CPU has AVX-512."""
+    return {**MP4_VIDEO_OPTIONS, **X264_AVX2_ONLY} if _has_avx512() else dict(MP4_VIDEO_OPTIONS)
+
+
+@functools.cache
+def _has_avx512() -> bool:
+    """Whether this CPU has AVX-512 and everything x264's "AVX2" level uses.
+
+    NumPy's runtime CPU detection is the only one at hand (private, hence the fallbacks);
+    naming a level the CPU lacks would crash libx264, so unknown means no.
+    """
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        try:  # NumPy 1.x
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return False
+    needed = ("AVX512F", "AVX2", "FMA3", "BMI", "BMI2", "LZCNT")
+    return all(features.get(name, False) for name in needed)
 
 
 def _container_options(fmt: str, metadata: dict[str, str], audio_lag: float) -> dict[str, str]:
