@@ -9,8 +9,9 @@ picture.
 * **A planar anchor** (depth that is a plane, as the ground plane under a photo or flat
   depth) maps to any pose by a homography, `H = K (R + t mᵀ) K⁻¹` with `mᵀ = wᵀ K` the
   plane `1/z = w · (u, v, 1)` (Hartley & Zisserman, *Multiple View Geometry*, §13.1).
-  Outside the anchor the picture continues mirrored, so entering content keeps the
-  picture's texture. No holes, no re-anchoring until the view leaves it.
+  Outside the anchor the picture continues mirrored, fading into a blur of itself further
+  out: entering content keeps the picture's grain at the seam, and no mirrored copy of a
+  face or a sign becomes recognisable. No holes, no re-anchoring until the view leaves it.
 * **Any other anchor** is forward-warped with its depth (`warp.warp_map`, z-buffered) after
   mirroring its picture and depth into a margin (`PAD_FRACTION`). Holes (disocclusions,
   the view past the margin) sample the anchor's *back layer* where it has one (the
@@ -52,6 +53,14 @@ MAX_PLANAR_MIRRORED_FRACTION = 0.5
 
 MIN_PLANE_DEPTH = 0.05
 """A planar anchor is renewed before its plane comes nearer than this (scene units)."""
+
+SOFT_MIRROR_REACH = 0.15
+"""How far past a photo's edge (fraction of the frame's shorter side) its mirror image
+fades into a blur of itself."""
+
+SOFT_MIRROR_BLUR = 0.03
+"""The blur of shapes it fades into: Gaussian σ as a fraction of the frame's shorter side
+(its grain finer than 1.5 px is kept)."""
 
 KEEP_RECENT = 3
 """Anchors kept besides the first one of a stream."""
@@ -168,8 +177,10 @@ class AnchorWarper:
                      translation: np.ndarray, pose: Pose) -> AnchoredWarp:
         m = self.K.T @ plane  # the plane as mᵀ X = 1 in the anchor's camera
         homography = self.K @ (rotation + np.outer(translation, m)) @ self.K_inv
+        padded, pad = self._softly_padded(anchor)
+        from_padded = homography @ np.array([[1.0, 0.0, -pad], [0.0, 1.0, -pad], [0, 0, 1.0]])
         image = cv2.warpPerspective(
-            anchor.image, homography, (self.width, self.height),
+            padded, from_padded, (self.width, self.height),
             flags=INTERPOLATION, borderMode=_MIRROR,
         )
         holes = np.zeros((self.height, self.width), dtype=bool)
@@ -195,6 +206,32 @@ class AnchorWarper:
         inside = (source[2] > 0) & (x >= 0) & (x <= self.width - 1) & (y >= 0)
         inside &= y <= self.height - 1
         return 1.0 - float(inside.mean())
+
+    def _softly_padded(self, anchor: Anchor) -> tuple[np.ndarray, int]:
+        """The anchor's picture continued past its edges (half the frame's longer side
+        each way) by mirroring, its shapes blurred away the further out while its fine
+        grain stays: the seam is continuous, the motion stays visible, and nothing
+        recognisable (a mirrored face) appears further out. A Gaussian blur is isotropic,
+        so the texture's direction is kept as well."""
+        cache_key = (anchor.key, "soft")
+        cached = self._padded.get(cache_key)
+        pad = max(self.width, self.height) // 2
+        if cached is None:
+            mirrored = cv2.copyMakeBorder(anchor.image, pad, pad, pad, pad, _MIRROR)
+            sigma = max(1.0, SOFT_MIRROR_BLUR * min(self.width, self.height))
+            image = mirrored.astype(np.float32)
+            # the shapes blurred away, the fine grain (σ < 1.5 px) kept: motion stays visible
+            grain = image - cv2.GaussianBlur(image, (0, 0), 1.5)
+            blurred = cv2.GaussianBlur(image, (0, 0), sigma) + grain
+            inside = np.zeros(mirrored.shape[:2], np.uint8)
+            inside[pad:-pad, pad:-pad] = 1
+            distance = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 3)
+            ramp = np.clip(distance / (SOFT_MIRROR_REACH * min(self.width, self.height)), 0, 1)
+            weight = (ramp * ramp * (3.0 - 2.0 * ramp))[..., None]  # smoothstep
+            soft = mirrored * (1.0 - weight) + blurred * weight
+            cached = Layer(np.clip(soft + 0.5, 0, 255).astype(np.uint8), anchor.front.depth)
+            self._padded[cache_key] = cached
+        return cached.image, pad
 
     # -- any depth: forward warp with a z-buffer ---------------------------------------
 

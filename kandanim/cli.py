@@ -304,7 +304,7 @@ def render(
         typer.Option(
             "--cluster",
             help="Render on Ray: local (a runtime on this machine), auto (RAY_ADDRESS) or "
-            "ray://HOST:PORT. Needs the extra: pip install \"kandanim[ray]\".",
+            "ray://HOST:PORT. Needs the extra: pip install \"kandanim\\[ray]\".",
             show_default=False,
         ),
     ] = None,

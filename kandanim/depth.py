@@ -65,13 +65,14 @@ class GroundDepth:
 
     Its output is already normalised (`normalised_output`): the tracker maps it into
     [near, far] as it is, so `top_nearness` sets how much nearer the bottom is than the
-    top (0.5 with the default range 1..10: a depth ratio of 1.8, a gentle floor).
+    top (0.75 with the default range 1..10: a depth ratio of 1.3, a gentle floor; at 0.5,
+    1.8, orbits leaned a standing person or a tripod by 9° over 4 s, at 0.75 by about 4°).
     """
 
     temporally_stable = True
     normalised_output = True
 
-    def __init__(self, top_nearness: float = 0.5) -> None:
+    def __init__(self, top_nearness: float = 0.75) -> None:
         if not 0.0 <= top_nearness <= 1.0:
             raise ValueError(f"top_nearness must be in [0, 1], got {top_nearness}")
         self.top_nearness = float(top_nearness)

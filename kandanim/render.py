@@ -23,6 +23,7 @@ every clean frame, so an interrupted render resumes bit-identically (see `resume
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -395,16 +396,16 @@ def reveal_notices(plan: Plan, engine: Engine) -> list[str]:
         if scene.init_image is None:
             continue
         frames = [f for f in plan.frames if f.scene == scene.index]
-        start = frames[0].pose
-        widest = max(_turn_degrees(start, f.pose) for f in frames)
+        widest = max(_turn_degrees(frames[0].pose, f.pose) for f in frames)
         if widest > REVEAL_ANGLE:
-            turned.append(f"scene {scene.index + 1} ({widest:.0f}°)")
+            travelled = sum(_turn_degrees(a.pose, b.pose) for a, b in itertools.pairwise(frames))
+            turned.append(f"scene {scene.index + 1} (it turns {travelled:.0f}°)")
     if not turned:
         return []
     notice = (
         f"the camera turns further than the photo reaches in {', '.join(turned)}: the "
-        f"{engine.name} engine continues the picture by mirroring it; diffusion "
-        "(--engine kandinsky) paints what lies beyond"
+        f"{engine.name} engine continues the picture past its edges by mirroring it, "
+        "blurred; diffusion (--engine kandinsky) paints what lies beyond"
     )
     return [notice]
 
