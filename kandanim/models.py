@@ -74,6 +74,12 @@ REMEDIES = (
     "Hugging Face cache here), or render with `--engine preview`, which needs no weights."
 )
 
+DEPTH_REMEDIES = (
+    "Run `kandanim models pull` on a machine that can reach huggingface.co (then copy its "
+    "Hugging Face cache here), or choose a depth that needs no weights: `--depth auto` "
+    "(the preview's default), `ground`, `heuristic` or `flat`."
+)
+
 T = TypeVar("T")
 
 
@@ -281,8 +287,10 @@ def weights_missing(problems: list[str]) -> WeightsMissing:
     why = ""
     if status is not None and not status.online:
         why = f" (the Hugging Face hub is {status.mode}: {status.detail})"
+    # only a depth model missing: the engine is not the problem, the depth backend is
+    remedies = DEPTH_REMEDIES if all(p.startswith("depth:") for p in problems) else REMEDIES
     return WeightsMissing(
-        f"model weights are missing: {listing}{why}\n{REMEDIES}",
+        f"model weights are missing: {listing}{why}\n{remedies}",
         hint="`kandanim doctor` lists which weights are present locally",
     )
 

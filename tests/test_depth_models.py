@@ -65,7 +65,9 @@ def test_missing_depth_weights_name_the_remedies(tmp_path):
     with pytest.raises(WeightsMissing) as caught:
         create_model_estimator("midas", str(tmp_path / "nothing"), "cpu")
     assert "kandanim models pull" in caught.value.message
-    assert "--engine preview" in caught.value.message
+    # the engine is not what is missing: the message points at depths without weights
+    assert "--depth auto" in caught.value.message
+    assert "--engine preview" not in caught.value.message
 
 
 def test_default_hub_model_offline_is_weights_missing():
