@@ -52,8 +52,11 @@ EFFECTS = (
     "rotate-360", "dive-in", "look-around",
 )
 # Which bar of issue 8 applies to which effect.
-DETAIL_70 = ("left", "right", "up", "down", "turn-left", "turn-right", "tilt-up", "tilt-down",
-             "orbit-left", "orbit-right", "zoom-out")  # pans, turns, orbits, pull-backs
+DETAIL_70 = ("left", "right", "turn-left", "turn-right", "orbit-left", "orbit-right",
+             "zoom-out")  # the issue's words: pans, turns, orbits and pull-backs
+# Pedestals and tilts have no detail bar: over a ground plane a pedestal magnifies the
+# picture (a camera rising over a floor sees it stretch), and a tilt brings another part
+# of the picture into the middle; both are one resample of the photo like every frame.
 DETAIL_90 = ("in-place",)
 # On the built-in world these moves bring other land into the middle (the sky, the near
 # ground, the land behind): every frame is drawn from the world itself, never resampled
