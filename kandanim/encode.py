@@ -393,6 +393,10 @@ def _container_options(fmt: str, metadata: dict[str, str], audio_lag: float) -> 
         if set(metadata) - MP4_STANDARD_KEYS:
             flags += "+use_metadata_tags"  # else FFmpeg drops custom keys silently
         options["movflags"] = flags
+    if fmt == "webm":
+        # Matroska writes random segment and track UIDs unless told to be bit-exact: the
+        # same render must give the same file (SPEC §10)
+        options["fflags"] = "+bitexact"
     if audio_lag:
         # Audio trails the video by the fade length; let the muxer wait that long to
         # interleave (default 10 s) instead of writing out-of-order chunks.

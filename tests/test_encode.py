@@ -209,6 +209,14 @@ def test_mp4_bytes_are_the_same_every_time(tmp_path: Path) -> None:
     assert len(digests) == 1
 
 
+def test_webm_bytes_are_the_same_every_time(tmp_path: Path) -> None:
+    # Matroska's random segment and track UIDs made every WebM differ (fflags=+bitexact)
+    frames = textured_pan()[:8]
+    first, second = (write_video(tmp_path / f"{k}.webm", frames).read_bytes() for k in (0, 1))
+    assert first == second
+    assert len(list(iter_frames(tmp_path / "0.webm"))) == 8
+
+
 def test_gif_plays_at_the_frame_rate_in_whole_centiseconds() -> None:
     for fps in (1, 7, 10, 12, 15, 24, 25, 30, 50):
         delays = [gif_delay_centiseconds(i, fps) for i in range(fps * 3)]
