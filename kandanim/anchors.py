@@ -14,10 +14,9 @@ picture.
   face or a sign becomes recognisable. No holes, no re-anchoring until the view leaves it.
 * **Any other anchor** is forward-warped with its depth (`warp.warp_map`, z-buffered) after
   mirroring its picture and depth into a margin (`PAD_FRACTION`). Holes (disocclusions,
-  the view past the margin) sample the anchor's *back layer* where it has one (the
-  built-in scene's land without its trees and rocks: what a disocclusion really reveals),
-  else the background mirrored across the hole's edge (`_mirror_into_holes`): the
-  texture next to the hole continues into it, in the same single resample.
+  the view past the margin) sample the background mirrored across the hole's edge
+  (`_mirror_into_holes`): the texture next to the hole continues into it, in the same
+  single resample.
 * **A new anchor** is taken from the frame just made when the old one no longer covers
   the view well (too many holes, or too much of the view sampled from the mirror). Its
   depth is the old anchor's, carried along by the same move, so the geometry stays
@@ -89,14 +88,12 @@ class Layer:
 class Anchor:
     """A sharp frame later frames are sampled from, seen from `pose`.
 
-    `back` is what lies behind the front layer's objects, when known (the built-in
-    scene); `key` names the anchor in checkpoints.
+    `key` names the anchor in checkpoints.
     """
 
     key: str
     front: Layer
     pose: Pose
-    back: Layer | None = None
 
     @property
     def image(self) -> np.ndarray:
@@ -155,7 +152,7 @@ class AnchorWarper:
             holes = np.zeros((self.height, self.width), dtype=bool)
             return AnchoredWarp(anchor.image.copy(), holes, None)
         plane = self._plane(anchor)
-        if plane is not None and anchor.back is None:
+        if plane is not None:
             return self._warp_planar(anchor, plane, rotation, translation, pose)
         return self._warp_layered(anchor, rotation, translation, pose)
 
@@ -194,7 +191,7 @@ class AnchorWarper:
         if float(depth.min()) <= 0 or not np.all(np.isfinite(depth)):
             # the plane passes behind the camera: keep the view, lose the tilt
             depth = np.full_like(depth, float(np.median(anchor.front.depth)))
-        return AnchoredWarp(image, holes, _renewed(anchor, pose, Layer(image, depth), None))
+        return AnchoredWarp(image, holes, _renewed(anchor, pose, Layer(image, depth)))
 
     def _outside_fraction(self, homography: np.ndarray) -> float:
         """Share of the view whose source lies outside the anchor (a coarse grid)."""
@@ -235,12 +232,11 @@ class AnchorWarper:
 
     # -- any depth: forward warp with a z-buffer ---------------------------------------
 
-    def _padded_layer(self, anchor: Anchor, which: str) -> Layer:
-        cache_key = (anchor.key, which)
+    def _padded_layer(self, anchor: Anchor) -> Layer:
+        cache_key = (anchor.key, "front")
         padded = self._padded.get(cache_key)
         if padded is None:
-            layer = anchor.front if which == "front" else anchor.back
-            assert layer is not None
+            layer = anchor.front
             p = self.pad
             padded = Layer(cv2.copyMakeBorder(layer.image, p, p, p, p, _MIRROR),
                            cv2.copyMakeBorder(layer.depth, p, p, p, p, _MIRROR))
@@ -249,22 +245,13 @@ class AnchorWarper:
 
     def _warp_layered(self, anchor: Anchor, rotation: np.ndarray, translation: np.ndarray,
                       pose: Pose) -> AnchoredWarp:
-        front = self._warp_layer(self._padded_layer(anchor, "front"), rotation, translation)
+        front = self._warp_layer(self._padded_layer(anchor), rotation, translation)
         holes = front.holes
         renew = holes.mean() > MAX_HOLE_FRACTION or front.mirrored > MAX_MIRRORED_FRACTION
-        back = None
-        if anchor.back is not None and (holes.any() or renew):
-            back = self._warp_layer(self._padded_layer(anchor, "back"), rotation, translation)
         image = front.sample()
-        if back is not None:
-            np.copyto(image, back.sample(), where=holes[..., None])
         if not renew:
             return AnchoredWarp(image, holes, None)
-        depth = front.depth
-        if back is not None:  # a hole shows the back layer: its depth goes with it
-            depth = np.where(holes, back.depth, depth)
-        back_layer = Layer(back.sample(), back.depth) if back is not None else None
-        return AnchoredWarp(image, holes, _renewed(anchor, pose, Layer(image, depth), back_layer))
+        return AnchoredWarp(image, holes, _renewed(anchor, pose, Layer(image, front.depth)))
 
     def _warp_layer(self, padded: Layer, rotation: np.ndarray,
                     translation: np.ndarray) -> _WarpedLayer:
@@ -302,10 +289,10 @@ class _WarpedLayer:
         return cv2.remap(self.source, self.map_xy, None, INTERPOLATION, borderMode=_MIRROR)
 
 
-def _renewed(old: Anchor, pose: Pose, front: Layer, back: Layer | None) -> Anchor:
+def _renewed(old: Anchor, pose: Pose, front: Layer) -> Anchor:
     number = int(old.key.rsplit(".", 1)[1])
     stream = old.key.rsplit(".", 1)[0]
-    return Anchor(f"{stream}.{number + 1}", front, pose, back)
+    return Anchor(f"{stream}.{number + 1}", front, pose)
 
 
 def _moved_plane(m: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:

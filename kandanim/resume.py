@@ -254,23 +254,16 @@ def _anchor_arrays(arrays: dict[str, np.ndarray], prefix: str, anchor: Anchor) -
     arrays[prefix + "pose"] = np.array([getattr(anchor.pose, f) for f in _POSE_FIELDS])
     arrays[prefix + "image"] = anchor.front.image
     arrays[prefix + "depth"] = anchor.front.depth
-    if anchor.back is not None:
-        arrays[prefix + "back_image"] = anchor.back.image
-        arrays[prefix + "back_depth"] = anchor.back.depth
 
 
 def _load_anchors(arrays: dict[str, np.ndarray], prefix: str) -> tuple[Anchor, ...]:
     anchors: list[Anchor] = []
     while f"{prefix}anchor{len(anchors)}.key" in arrays:
         at = f"{prefix}anchor{len(anchors)}."
-        back = None
-        if at + "back_image" in arrays:
-            back = Layer(arrays[at + "back_image"], arrays[at + "back_depth"])
         anchors.append(Anchor(
             key=str(arrays[at + "key"]),
             front=Layer(arrays[at + "image"], arrays[at + "depth"]),
             pose=Pose(*(float(v) for v in arrays[at + "pose"])),
-            back=back,
         ))
     return tuple(anchors)
 

@@ -1,7 +1,13 @@
 """The small protocol the render loop drives. Engines make images; the loop owns motion.
 
 The render loop (`kandanim.render`) does depth → warp → `repair` → colour coherence for
-every frame, cadence and transitions; an engine only answers the three questions below.
+every frame, cadence and transitions; an engine only answers the questions below.
+
+Two optional attributes change how the loop draws a stream: `anchored = True` (an engine
+that never repaints frames, the preview) has every frame sampled once from a sharp anchor
+instead of warped from the previous frame (`kandanim.anchors`), and a method
+`view(scene, rotation, translation) -> image | None` lets an engine draw its own world
+from any camera move relative to the stream's first frame (the preview's built-in scene).
 Frames are RGB `uint8` arrays of shape (H, W, 3); masks are `bool` arrays of shape (H, W).
 """
 

@@ -1,56 +1,24 @@
 """The `preview` engine (SPEC §7): no diffusion, no weights, deterministic, seconds on a CPU.
 
-Frames come from `init_image` or the built-in procedural scene; holes left by the warp
-are filled by classical inpainting. It is how users check camera moves and timing before
-spending GPU time, and how every test and demo here runs end to end.
+Frames come from `init_image` or the built-in procedural scene. The render loop samples
+every frame once from a sharp source (`anchored`): the built-in scene is drawn from each
+camera pose by `kandanim.world` (`view`), a photo is warped from anchor frames
+(`kandanim.anchors`). It is how users check camera moves and timing before spending GPU
+time, and how every test and demo here runs end to end.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from kandanim.camera import intrinsics
-from kandanim.depth import DepthEstimator, GroundDepth, create_estimator
+from kandanim.depth import DepthEstimator, create_estimator
 from kandanim.engines.base import Conditioning
 from kandanim.fill import ClassicalFiller
 from kandanim.images import load_image
 from kandanim.plan import FramePlan, Plan, ScenePlan
 from kandanim.procedural import procedural_scene
 from kandanim.world import BuiltInWorld
-
-
-class SceneDepth:
-    """Depth backend 'auto' of the preview: the built-in scene's true inverse depth for
-    the frames it generated (recognised by content, so a resumed render finds them too),
-    a ground plane (`GroundDepth`) for anything else, e.g. a user's photo."""
-
-    temporally_stable = True
-    normalised_output = True  # nearness in [0, 1]; the tracker maps it into [near, far]
-
-    def __init__(self) -> None:
-        self.known: dict[bytes, np.ndarray] = {}
-        self.fallback = GroundDepth()
-
-    def remember(self, image: np.ndarray, inverse_depth: np.ndarray,
-                 reference: np.ndarray | None = None) -> None:
-        """Keep a generated frame's true inverse depth, normalised as the tracker would
-        (2nd–98th percentile of `reference`, default the frame's own → [0, 1]), so 'auto'
-        maps it like an estimator's. Layers of one scene share one reference."""
-        low, high = np.percentile(inverse_depth if reference is None else reference, (2.0, 98.0))
-        nearness = (inverse_depth - np.float32(low)) / np.float32(max(high - low, 1e-9))
-        self.known[_digest(image)] = np.clip(nearness, 0.0, 1.0).astype(np.float32)
-
-    def inverse_depth(self, image: np.ndarray) -> np.ndarray:
-        known = self.known.get(_digest(image))
-        return known if known is not None else self.fallback.inverse_depth(image)
-
-
-def _digest(image: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + bytes(
-        str(image.shape), "ascii"
-    )
 
 
 class PreviewEngine:
@@ -62,7 +30,6 @@ class PreviewEngine:
         self.filler = ClassicalFiller()
         self._size = (0, 0)
         self._estimators: dict[str, DepthEstimator] = {}
-        self._scene_depth = SceneDepth()
         self._plan: Plan | None = None
         self._worlds: dict[int, BuiltInWorld] = {}
 
@@ -82,9 +49,8 @@ class PreviewEngine:
         world = self._world(scene)
         if world is not None:
             return world.view(np.eye(3), np.zeros(3))
-        image, inverse_depth = procedural_scene(width, height, variant=scene.seed % 1_000_003)
-        self._scene_depth.remember(image, inverse_depth)
-        return image
+        image, _ = procedural_scene(width, height, variant=scene.seed % 1_000_003)
+        return image  # a depth backend of the scene's own choosing warps it
 
     def view(self, scene: ScenePlan, rotation: np.ndarray,
              translation: np.ndarray) -> np.ndarray | None:
@@ -132,8 +98,7 @@ class PreviewEngine:
         return self.filler.fill(warped, holes) if holes.any() else warped
 
     def depth_estimator(self, backend: str) -> DepthEstimator:
-        if backend == "auto":
-            return self._scene_depth
+        # 'auto' under a photo is its ground plane; the built-in world has its own depth
         if backend not in self._estimators:
             self._estimators[backend] = create_estimator(backend)
         return self._estimators[backend]
