@@ -181,13 +181,16 @@ class AnchorWarper:
             flags=INTERPOLATION, borderMode=_MIRROR,
         )
         holes = np.zeros((self.height, self.width), dtype=bool)
-        moved = _moved_plane(m, rotation, translation)
-        new_plane = self.K_inv.T @ moved
-        depth = _plane_depth(new_plane, self.width, self.height)
-        outside = self._outside_fraction(homography)
-        renew = outside > MAX_PLANAR_MIRRORED_FRACTION or float(depth.min()) < MIN_PLANE_DEPTH
-        if not renew:
+        new_plane = self.K_inv.T @ _moved_plane(m, rotation, translation)
+        # a plane's inverse depth is linear in the pixel: its extremes are at the corners
+        corners = np.array([[0, 0, 1], [self.width - 1, 0, 1], [0, self.height - 1, 1],
+                            [self.width - 1, self.height - 1, 1]], dtype=np.float64)
+        inverse = corners @ new_plane
+        # too near, or partly behind the camera
+        too_near = float(inverse.max()) > 1.0 / MIN_PLANE_DEPTH or float(inverse.min()) < 0
+        if not (too_near or self._outside_fraction(homography) > MAX_PLANAR_MIRRORED_FRACTION):
             return AnchoredWarp(image, holes, None)
+        depth = _plane_depth(new_plane, self.width, self.height)  # only for the new anchor
         if float(depth.min()) <= 0 or not np.all(np.isfinite(depth)):
             # the plane passes behind the camera: keep the view, lose the tilt
             depth = np.full_like(depth, float(np.median(anchor.front.depth)))

@@ -472,7 +472,7 @@ def render_preview(
 ) -> Path:
     """`kandanim preview`: a one-scene screenplay built in memory, rendered by `preview`."""
     from kandanim.presets import load_catalogue
-    from kandanim.screenplay import from_mapping
+    from kandanim.screenplay import effect_document, from_mapping
     from kandanim.sources import did_you_mean
 
     catalogue = load_catalogue(options.extra_presets)
@@ -481,26 +481,15 @@ def render_preview(
             f"--effect: unknown effect {effect!r}{did_you_mean(effect, catalogue.names())}",
             hint="`kandanim effects` lists them",
         )
-    scene: dict[str, Any] = {"prompt": f"{effect} preview", "effect": effect, "depth": depth}
-    if image is not None:
-        scene["init_image"] = str(image.resolve())
-    document = {
-        "version": 1,
-        "title": f"{effect} preview",
-        "fps": fps,
-        "resolution": resolution,
-        "seed": 0,
-        "engine": "preview",
-        "defaults": {"duration": duration},
-        "scenes": [scene],
-    }
+    document = effect_document(effect, duration=duration, fps=fps, resolution=resolution,
+                               image=image, depth=depth)
     loaded = from_mapping(
         document, base_dir=Path.cwd(), name="<preview options>",
         extra_presets=options.extra_presets,
     )
     plan = build_plan(loaded, engine="preview", notify=notify)
     if image is not None:  # what is stored names the picture as shared_path does
-        scene["init_image"] = shared_path(image.resolve(), loaded.base_dir)
+        document["scenes"][0]["init_image"] = shared_path(image.resolve(), loaded.base_dir)
     text = json.dumps(document, indent=1)
     render_plan(
         plan, output, Engines(options).get("preview"), options=options, screenplay_text=text,

@@ -90,6 +90,37 @@ def load_screenplay_text(
     return _load(document, text, path, path.parent.resolve(), extra_presets)
 
 
+def effect_document(
+    effect: str,
+    *,
+    duration: float,
+    fps: int,
+    resolution: str,
+    image: Path | None = None,
+    depth: str | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """The one-scene screenplay that shows `effect` on the preview engine for `duration`
+    seconds (`kandanim preview`, `effects --plot`, the gallery), from `image` when given
+    (stored as an absolute path) and with `depth` when given. Plain data: load it with
+    `from_mapping`, which validates it like any screenplay."""
+    scene: dict[str, Any] = {"prompt": f"{effect} preview", "effect": effect}
+    if depth is not None:
+        scene["depth"] = depth
+    if image is not None:
+        scene["init_image"] = str(image.resolve())
+    return {
+        "version": 1,
+        "title": title or f"{effect} preview",
+        "fps": fps,
+        "resolution": resolution,
+        "seed": 0,
+        "engine": "preview",
+        "defaults": {"duration": duration},
+        "scenes": [scene],
+    }
+
+
 def from_mapping(
     data: dict[str, Any],
     *,

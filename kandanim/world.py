@@ -76,19 +76,18 @@ class BuiltInWorld:
         self.width, self.height = width, height
         self.K = np.asarray(K, dtype=np.float64)
         self.turning_only = turning_only
+        # the world's own units put its subject (the boulder) at SUBJECT_DISTANCE; an
+        # effect's put the subject at the focus distance (SPEC §4); `focus=False` (a pure
+        # `camera:` scene) keeps the world's own units
+        self.units = SUBJECT_DISTANCE / FOCUS_DISTANCE if focus else 1.0
         if turning_only:
             self._panorama, self._panorama_inverse_depth, self._centre = _panorama(
                 width, height, variant, self.K
             )
             self._margin = (self._panorama.shape[0] - height) // 2
-        units = SUBJECT_DISTANCE / FOCUS_DISTANCE if focus else 1.0
-        if not turning_only:
-            below = _ground_rows_below(height, max(0.0, descent) * units)
+        else:
+            below = _ground_rows_below(height, max(0.0, descent) * self.units)
             self._layers = _travel_layers(width, height, variant, self.K, below)
-        # the world's own units put its subject (the boulder) at SUBJECT_DISTANCE; an
-        # effect's put the subject at the focus distance (SPEC §4); `focus=False` (a pure
-        # `camera:` scene) keeps the world's own units
-        self.units = SUBJECT_DISTANCE / FOCUS_DISTANCE if focus else 1.0
 
     def view(self, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8: the world after the camera move `X' = R X + t` (OpenCV axes,

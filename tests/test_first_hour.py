@@ -4,12 +4,10 @@ no private paths, and the small things a demanding user expects."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import kandanim
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -27,14 +25,6 @@ scenes:
     effect: zoom-in
     duration: 0.5
 """
-
-
-def kandanim(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
-        [sys.executable, "-m", "kandanim", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=120,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
 
 
 def write(folder: Path, text: str, name: str = "film.yaml") -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from cli_run import kandanim
 from PIL import Image
 
 SCRIPT = """\
@@ -27,14 +28,6 @@ scenes:
     effect: zoom-in
     duration: 0.5
 """
-
-
-def kandanim(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
-        [sys.executable, "-m", "kandanim", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=120,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
 
 
 def digest(path: Path) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from kandanim.errors import UserError
 from kandanim.plan import Plan, build_plan
@@ -52,21 +51,12 @@ def effect_plan(
     rendered is exactly what a scene with `effect: NAME` does. Raises UserError for a bad
     resolution or image path.
     """
-    from kandanim.screenplay import from_mapping
+    from kandanim.screenplay import effect_document, from_mapping
 
-    scene: dict[str, Any] = {"prompt": f"{preset.name} preview", "effect": preset.name}
-    if image is not None:
-        scene["init_image"] = str(image.resolve())
-    document = {
-        "version": 1,
-        "title": f"{preset.name}: {preset.description}",
-        "fps": fps,
-        "resolution": resolution,
-        "seed": 0,
-        "engine": "preview",
-        "defaults": {"duration": duration},
-        "scenes": [scene],
-    }
+    document = effect_document(
+        preset.name, duration=duration, fps=fps, resolution=resolution, image=image,
+        title=f"{preset.name}: {preset.description}",
+    )
     loaded = from_mapping(
         document, base_dir=Path.cwd(), name="<effect options>", extra_presets=extra_presets
     )
