@@ -219,16 +219,18 @@ class AnchorWarper:
         if cached is None:
             mirrored = cv2.copyMakeBorder(anchor.image, pad, pad, pad, pad, _MIRROR)
             sigma = max(1.0, SOFT_MIRROR_BLUR * min(self.width, self.height))
-            image = mirrored.astype(np.float32)
-            # the shapes blurred away, the fine grain (σ < 1.5 px) kept: motion stays visible
-            grain = image - cv2.GaussianBlur(image, (0, 0), 1.5)
-            blurred = cv2.GaussianBlur(image, (0, 0), sigma) + grain
-            inside = np.zeros(mirrored.shape[:2], np.uint8)
-            inside[pad:-pad, pad:-pad] = 1
-            distance = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 3)
-            ramp = np.clip(distance / (SOFT_MIRROR_REACH * min(self.width, self.height)), 0, 1)
-            weight = (ramp * ramp * (3.0 - 2.0 * ramp))[..., None]  # smoothstep
-            soft = mirrored * (1.0 - weight) + blurred * weight
+            # far out: the shapes blurred away (the wide blur is smooth, so it is taken at a
+            # quarter of the size), the fine grain (σ < 1.5 px) kept: motion stays visible.
+            # far = shapes + (mirrored − fine blur), so far − mirrored = shapes − fine blur
+            small = cv2.resize(mirrored, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+            shapes = cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / 4.0),
+                                (mirrored.shape[1], mirrored.shape[0]),
+                                interpolation=cv2.INTER_LINEAR)
+            change = cv2.subtract(shapes, cv2.GaussianBlur(mirrored, (0, 0), 1.5),
+                                  dtype=cv2.CV_16S)
+            weight = _edge_ramp(mirrored.shape[:2], pad, anchor.image.shape[:2],
+                                SOFT_MIRROR_REACH * min(self.width, self.height))
+            soft = mirrored + change * weight[..., None]
             cached = Layer(np.clip(soft + 0.5, 0, 255).astype(np.uint8), anchor.front.depth)
             self._padded[cache_key] = cached
         return cached.image, pad
@@ -290,6 +292,18 @@ class _WarpedLayer:
 
     def sample(self) -> np.ndarray:
         return cv2.remap(self.source, self.map_xy, None, INTERPOLATION, borderMode=_MIRROR)
+
+
+def _edge_ramp(shape: tuple[int, int], pad: int, inner: tuple[int, int],
+               reach: float) -> np.ndarray:
+    """(H, W) float32: 0 inside the inner picture (placed at `pad`, `pad`), rising as a
+    smoothstep to 1 at `reach` px from its edge (Euclidean distance to the rectangle)."""
+    rows = np.arange(shape[0], dtype=np.float32)[:, None]
+    columns = np.arange(shape[1], dtype=np.float32)[None, :]
+    dy = np.maximum(np.maximum(pad - rows, rows - (pad + inner[0] - 1)), 0.0)
+    dx = np.maximum(np.maximum(pad - columns, columns - (pad + inner[1] - 1)), 0.0)
+    ramp = np.minimum(np.sqrt(dx * dx + dy * dy) / np.float32(reach), 1.0)
+    return ramp * ramp * (3.0 - 2.0 * ramp)
 
 
 def _renewed(old: Anchor, pose: Pose, front: Layer) -> Anchor:
